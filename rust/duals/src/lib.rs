@@ -1,0 +1,1 @@
+//! Exact forward-mode derivatives: dual, hyper-dual and second-order numbers.
