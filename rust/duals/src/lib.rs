@@ -4,6 +4,7 @@
 //!   they share, [`DualNum`]; write a function once, generically, and evaluate it on any of them.
 //! - [`rules`]: every elementary function once, with its value and derivatives.
 //! - [`drivers`]: [`derivative`], [`gradient`], [`jacobian`], [`jvp`], [`hessian`], [`hvp`].
+//! - [`kernels`]: struct-of-arrays SIMD kernels for arrays of duals, with run-time dispatch.
 //!
 //! ```
 //! use duals::{Config, DualNum, ScalarFunction, VectorFunction};
@@ -39,6 +40,7 @@
 //! ```
 
 pub mod drivers;
+pub mod kernels;
 pub mod number;
 pub mod rules;
 

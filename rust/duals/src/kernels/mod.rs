@@ -1,0 +1,73 @@
+//! Struct-of-arrays SIMD kernels for arrays of dual numbers.
+//!
+//! # Layout
+//!
+//! An array of `n` duals with `k` tangents is two slices of `f64`:
+//!
+//! - the primal `p`, length `n`: `p[i]` is the value of element `i`;
+//! - the tangent `t`, length `k * n`, tangent axis first: row `j` is `t[j*n..(j+1)*n]`, and
+//!   `t[j*n + i]` is the `j`-th tangent of element `i`.
+//!
+//! Every kernel reads and writes whole rows, so the SIMD lanes run along the array, never along
+//! the tangents, and each row is one contiguous stream.
+//!
+//! # Kernels
+//!
+//! | kernel | primal | tangent row `j` |
+//! |---|---|---|
+//! | [`unary`] | `f(a)` | `f'(a) * ta_j` |
+//! | [`add`] | `a + b` | `ta_j + tb_j` |
+//! | [`sub`] | `a - b` | `ta_j - tb_j` |
+//! | [`mul`] | `a * b` | `b * ta_j + a * tb_j` |
+//! | [`div`] | `f = a / b` | `(ta_j - f * tb_j) / b` |
+//! | [`binary`] | `f(a, b)` | `df/da * ta_j + df/db * tb_j` |
+//! | [`sum`] | `sum_i a_i` | `sum_i ta_j[i]` |
+//! | [`dot`] | `sum_i a_i * b_i` | `sum_i (ta_j[i] * b_i + a_i * tb_j[i])` |
+//!
+//! Binary kernels and [`dot`] take each side as an [`Operand`]: an array with tangents, an
+//! array constant, a broadcast scalar dual or a broadcast scalar constant. A constant carries no
+//! tangent: its term is left out of the sum, not multiplied by zero, so `inf * 0` never turns a
+//! finite derivative into NaN.
+//!
+//! Where a formula has a product followed by a sum, the vector levels fuse it (FMA, one
+//! rounding); the scalar level rounds twice. Results therefore differ in the last bits between
+//! levels (see [`Level`]).
+//!
+//! # Dispatch
+//!
+//! Each public kernel picks the best instruction set of the running CPU at its entry
+//! ([`Level::best`], cached after the first call) and has a `_with_level` twin that runs a
+//! given [`Level`], for tests and benchmarks. One binary runs on any x86-64 CPU; other targets
+//! run the scalar level.
+//!
+//! # Errors
+//!
+//! Kernels never panic on bad lengths: every public function checks all lengths first and
+//! returns a [`KernelError`] that says which argument was wrong and what length was expected.
+//!
+//! # Precision
+//!
+//! Only `f64` is provided: the array kernels have no `f32` variant.
+
+mod dispatch;
+mod error;
+mod lanes;
+mod operand;
+
+mod binary;
+mod reduce;
+mod unary;
+
+pub use binary::{
+    add, add_with_level, binary, binary_with_level, div, div_with_level, mul, mul_with_level, sub,
+    sub_with_level,
+};
+pub use dispatch::{detected_level, Level};
+pub use error::KernelError;
+pub use operand::Operand;
+pub use reduce::{dot, dot_with_level, sum, sum_with_level};
+pub use unary::{unary, unary_inplace, unary_inplace_with_level, unary_with_level};
+
+/// Elements per block in the kernels that stage per-element values (derivatives, partial sums)
+/// on the stack: 2 KiB per buffer, a multiple of every vector width.
+const BLOCK: usize = 256;

@@ -1,0 +1,829 @@
+//! The array kernels at every dispatch level this CPU has, against plain scalar loops.
+//!
+//! Elementwise results must equal the reference computed either with two roundings (the
+//! scalar level) or with the kernel's product-sum fused (FMA levels), within a few ulps of the
+//! terms; NaN equals NaN. Reductions must be within the error bound of a sum of `n` terms of a
+//! compensated reference sum.
+
+use duals::kernels::{self, KernelError, Level, Operand};
+
+const LENGTHS: [usize; 14] = [0, 1, 3, 7, 8, 9, 15, 16, 17, 255, 256, 257, 1000, 10_003];
+const KS: [usize; 5] = [0, 1, 3, 8, 17];
+const SPECIALS: [f64; 11] = [
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    0.0,
+    -0.0,
+    1e-300,
+    -1e-300,
+    1e300,
+    -1e300,
+    1.0,
+    -1.0,
+];
+const EPS: f64 = f64::EPSILON;
+/// Written to every output before a kernel runs, to catch elements it never writes.
+const UNWRITTEN: f64 = -12_345.678_9;
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [-4, 4).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0
+    }
+
+    /// Mostly uniform values, one in eight a special value (NaN, inf, 0, 1e+-300, ...).
+    fn value(&mut self) -> f64 {
+        if self.next_u64().is_multiple_of(8) {
+            SPECIALS[(self.next_u64() % SPECIALS.len() as u64) as usize]
+        } else {
+            self.uniform()
+        }
+    }
+
+    fn values(&mut self, len: usize) -> Vec<f64> {
+        (0..len).map(|_| self.value()).collect()
+    }
+
+    /// Finite values for reductions: uniform, with one in eight from +-0, +-1e-300, +-`big`.
+    fn finite_values(&mut self, len: usize, big: f64) -> Vec<f64> {
+        let specials = [0.0, -0.0, 1e-300, -1e-300, big, -big];
+        (0..len)
+            .map(|_| {
+                if self.next_u64().is_multiple_of(8) {
+                    specials[(self.next_u64() % 6) as usize]
+                } else {
+                    self.uniform()
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Array,
+    ArrayConst,
+    Scalar,
+    ScalarConst,
+}
+
+const KINDS: [Kind; 4] = [
+    Kind::Array,
+    Kind::ArrayConst,
+    Kind::Scalar,
+    Kind::ScalarConst,
+];
+
+/// Storage for one operand of every kind: an array (`p`, `t`) and a scalar (`sp`, `st`).
+struct Side {
+    p: Vec<f64>,
+    t: Vec<f64>,
+    sp: f64,
+    st: Vec<f64>,
+}
+
+impl Side {
+    fn new(rng: &mut Rng, n: usize, k: usize) -> Side {
+        Side {
+            p: rng.values(n),
+            t: rng.values(k * n),
+            sp: rng.value(),
+            st: rng.values(k),
+        }
+    }
+
+    fn operand(&self, kind: Kind) -> Operand<'_> {
+        match kind {
+            Kind::Array => Operand::Array {
+                primal: &self.p,
+                tangent: &self.t,
+            },
+            Kind::ArrayConst => Operand::ArrayConst(&self.p),
+            Kind::Scalar => Operand::Scalar {
+                primal: self.sp,
+                tangent: &self.st,
+            },
+            Kind::ScalarConst => Operand::ScalarConst(self.sp),
+        }
+    }
+
+    /// Primal of element `i` as the operand of `kind` sees it.
+    fn primal(&self, kind: Kind, i: usize) -> f64 {
+        match kind {
+            Kind::Array | Kind::ArrayConst => self.p[i],
+            Kind::Scalar | Kind::ScalarConst => self.sp,
+        }
+    }
+
+    /// Tangent `j` of element `i`, `None` for a constant.
+    fn tangent(&self, kind: Kind, j: usize, i: usize, n: usize) -> Option<f64> {
+        match kind {
+            Kind::Array => Some(self.t[j * n + i]),
+            Kind::Scalar => Some(self.st[j]),
+            Kind::ArrayConst | Kind::ScalarConst => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison
+
+/// Expected value: computed with two roundings and with the kernel's FMA, and the magnitude
+/// of the terms it was summed from (for the tolerance).
+#[derive(Clone, Copy, Debug)]
+struct Expected {
+    unfused: f64,
+    fused: f64,
+    scale: f64,
+}
+
+impl Expected {
+    fn exact(x: f64) -> Expected {
+        Expected {
+            unfused: x,
+            fused: x,
+            scale: x.abs(),
+        }
+    }
+
+    fn accepts(&self, got: f64) -> bool {
+        [self.unfused, self.fused].into_iter().any(|want| {
+            (got.is_nan() && want.is_nan())
+                || got == want
+                || (got.is_finite()
+                    && want.is_finite()
+                    && (got - want).abs() <= 4.0 * EPS * (self.scale + want.abs()) + 1e-320)
+        })
+    }
+}
+
+#[track_caller]
+fn assert_accepts(expected: Expected, got: f64, what: impl Fn() -> String) {
+    assert!(
+        expected.accepts(got),
+        "{}: got {got:e}, expected {expected:?}",
+        what()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unary
+
+fn sin_rule(x: f64) -> (f64, f64) {
+    x.sin_cos()
+}
+
+fn sqrt_rule(x: f64) -> (f64, f64) {
+    let s = x.sqrt();
+    (s, 0.5 / s)
+}
+
+fn check_unary(rule: fn(f64) -> (f64, f64), name: &str) {
+    for level in Level::available() {
+        for n in LENGTHS {
+            for k in KS {
+                let mut rng = Rng::new((n * 31 + k) as u64);
+                let p = rng.values(n);
+                let t = rng.values(k * n);
+                let mut out_p = vec![UNWRITTEN; n];
+                let mut out_t = vec![UNWRITTEN; k * n];
+                kernels::unary_with_level(level, rule, &p, &t, k, &mut out_p, &mut out_t).unwrap();
+                let (mut ip, mut it) = (p.clone(), t.clone());
+                kernels::unary_inplace_with_level(level, rule, &mut ip, &mut it, k).unwrap();
+                for i in 0..n {
+                    let (f, df) = rule(p[i]);
+                    let what = || format!("{name} {level} n={n} k={k} i={i} p={:e}", p[i]);
+                    assert_accepts(Expected::exact(f), out_p[i], what);
+                    assert_accepts(Expected::exact(f), ip[i], || format!("inplace {}", what()));
+                    for j in 0..k {
+                        let want = Expected::exact(df * t[j * n + i]);
+                        let what = || format!("{} j={j}", what());
+                        assert_accepts(want, out_t[j * n + i], what);
+                        assert_accepts(want, it[j * n + i], || format!("inplace {}", what()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unary_sin_matches_scalar_loop_at_every_level() {
+    check_unary(sin_rule, "sin");
+}
+
+#[test]
+fn unary_sqrt_matches_scalar_loop_at_every_level() {
+    check_unary(sqrt_rule, "sqrt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary
+
+#[derive(Clone, Copy, Debug)]
+enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Atan2,
+}
+
+fn atan2_rule(a: f64, b: f64) -> (f64, f64, f64) {
+    let r2 = a * a + b * b;
+    (a.atan2(b), b / r2, -a / r2)
+}
+
+/// `fa * ta + fb * tb` with absent terms left out; the fused form is `fa.mul_add(ta, fb * tb)`.
+fn linear(fa: f64, ta: Option<f64>, fb: f64, tb: Option<f64>) -> Expected {
+    match (ta, tb) {
+        (Some(ta), Some(tb)) => Expected {
+            unfused: fa * ta + fb * tb,
+            fused: fa.mul_add(ta, fb * tb),
+            scale: (fa * ta).abs() + (fb * tb).abs(),
+        },
+        (Some(ta), None) => Expected::exact(fa * ta),
+        (None, Some(tb)) => Expected::exact(fb * tb),
+        (None, None) => Expected::exact(0.0),
+    }
+}
+
+impl BinOp {
+    fn run(
+        self,
+        level: Level,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        k: usize,
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+    ) -> Result<(), KernelError> {
+        match self {
+            BinOp::Add => kernels::add_with_level(level, a, b, k, out_p, out_t),
+            BinOp::Sub => kernels::sub_with_level(level, a, b, k, out_p, out_t),
+            BinOp::Mul => kernels::mul_with_level(level, a, b, k, out_p, out_t),
+            BinOp::Div => kernels::div_with_level(level, a, b, k, out_p, out_t),
+            BinOp::Atan2 => kernels::binary_with_level(level, atan2_rule, a, b, k, out_p, out_t),
+        }
+    }
+
+    /// The straightforward per-element formulas.
+    fn primal(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+            BinOp::Atan2 => atan2_rule(a, b).0,
+        }
+    }
+
+    fn tangent(self, a: f64, ta: Option<f64>, b: f64, tb: Option<f64>) -> Expected {
+        match self {
+            BinOp::Add => linear(1.0, ta, 1.0, tb),
+            BinOp::Sub => linear(1.0, ta, -1.0, tb),
+            BinOp::Mul => linear(b, ta, a, tb),
+            BinOp::Atan2 => {
+                let (_, fa, fb) = atan2_rule(a, b);
+                linear(fa, ta, fb, tb)
+            }
+            BinOp::Div => {
+                let f = a / b;
+                match (ta, tb) {
+                    (Some(ta), Some(tb)) => Expected {
+                        unfused: (ta - f * tb) / b,
+                        fused: (-f).mul_add(tb, ta) / b,
+                        scale: (ta.abs() + (f * tb).abs()) / b.abs(),
+                    },
+                    (Some(ta), None) => Expected::exact(ta / b),
+                    (None, Some(tb)) => Expected::exact(-(f * tb) / b),
+                    (None, None) => Expected::exact(0.0),
+                }
+            }
+        }
+    }
+}
+
+fn check_binary(op: BinOp) {
+    for level in Level::available() {
+        for n in LENGTHS {
+            for k in KS {
+                let mut rng = Rng::new((n * 131 + k * 7 + op as usize) as u64);
+                let (sa, sb) = (Side::new(&mut rng, n, k), Side::new(&mut rng, n, k));
+                for ka in KINDS {
+                    for kb in KINDS {
+                        let mut out_p = vec![UNWRITTEN; n];
+                        let mut out_t = vec![UNWRITTEN; k * n];
+                        op.run(
+                            level,
+                            sa.operand(ka),
+                            sb.operand(kb),
+                            k,
+                            &mut out_p,
+                            &mut out_t,
+                        )
+                        .unwrap();
+                        for i in 0..n {
+                            let (a, b) = (sa.primal(ka, i), sb.primal(kb, i));
+                            let what = || {
+                                format!("{op:?} {level} n={n} k={k} {ka:?} {kb:?} i={i} a={a:e} b={b:e}")
+                            };
+                            assert_accepts(Expected::exact(op.primal(a, b)), out_p[i], what);
+                            for j in 0..k {
+                                let ta = sa.tangent(ka, j, i, n);
+                                let tb = sb.tangent(kb, j, i, n);
+                                assert_accepts(op.tangent(a, ta, b, tb), out_t[j * n + i], || {
+                                    format!("{} j={j} ta={ta:?} tb={tb:?}", what())
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn add_matches_scalar_loop_at_every_level() {
+    check_binary(BinOp::Add);
+}
+
+#[test]
+fn sub_matches_scalar_loop_at_every_level() {
+    check_binary(BinOp::Sub);
+}
+
+#[test]
+fn mul_matches_scalar_loop_at_every_level() {
+    check_binary(BinOp::Mul);
+}
+
+#[test]
+fn div_matches_scalar_loop_at_every_level() {
+    check_binary(BinOp::Div);
+}
+
+#[test]
+fn binary_rule_matches_scalar_loop_at_every_level() {
+    check_binary(BinOp::Atan2);
+}
+
+#[test]
+fn constant_terms_are_left_out_not_multiplied_by_zero() {
+    // x = inf with dx = 1, times the constant 3: d = 3 * dx, no `inf * 0` from the constant.
+    let (p, t) = ([f64::INFINITY], [1.0]);
+    let x = Operand::Array {
+        primal: &p,
+        tangent: &t,
+    };
+    let (mut out_p, mut out_t) = ([0.0], [0.0]);
+    kernels::mul(x, Operand::ScalarConst(3.0), 1, &mut out_p, &mut out_t).unwrap();
+    assert_eq!((out_p, out_t), ([f64::INFINITY], [3.0]));
+    // 2 - x: tangent -dx; x / y with a scalar dual y = 2 + dy: (dx - (x/y) dy) / y.
+    let (p, t) = ([1.0, 4.0], [1.0, 1.0, 0.0, 0.0]);
+    let x = Operand::Array {
+        primal: &p,
+        tangent: &t,
+    };
+    let (mut out_p, mut out_t) = ([0.0; 2], [0.0; 4]);
+    kernels::sub(Operand::ScalarConst(2.0), x, 2, &mut out_p, &mut out_t).unwrap();
+    assert_eq!((out_p, out_t), ([1.0, -2.0], [-1.0, -1.0, -0.0, -0.0]));
+    let y = Operand::Scalar {
+        primal: 2.0,
+        tangent: &[0.0, 1.0],
+    };
+    kernels::div(x, y, 2, &mut out_p, &mut out_t).unwrap();
+    assert_eq!((out_p, out_t), ([0.5, 2.0], [0.5, 0.5, -0.25, -1.0]));
+}
+
+#[test]
+fn two_constants_give_zero_tangents() {
+    let mut out_t = vec![UNWRITTEN; 3 * 5];
+    let mut out_p = vec![UNWRITTEN; 5];
+    let c = [1.0, 2.0, 3.0, 4.0, 5.0];
+    kernels::mul(
+        Operand::ArrayConst(&c),
+        Operand::ScalarConst(2.0),
+        3,
+        &mut out_p,
+        &mut out_t,
+    )
+    .unwrap();
+    assert_eq!(out_p, [2.0, 4.0, 6.0, 8.0, 10.0]);
+    assert!(out_t.iter().all(|&x| x == 0.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+/// Neumaier-compensated sum and the sum of magnitudes.
+fn compensated_sum(xs: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (mut s, mut c, mut mag) = (0.0_f64, 0.0_f64, 0.0_f64);
+    for x in xs {
+        let t = s + x;
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
+        s = t;
+        mag += x.abs();
+    }
+    (s + c, mag)
+}
+
+/// A sum of `n` terms with magnitude `mag`, as any summation order may round it.
+fn sum_expected(n: usize, (sum, mag): (f64, f64)) -> Expected {
+    Expected {
+        unfused: sum,
+        fused: sum,
+        scale: (n as f64 + 2.0) * mag,
+    }
+}
+
+#[test]
+fn sum_matches_compensated_sum_at_every_level() {
+    for level in Level::available() {
+        for n in LENGTHS {
+            for k in KS {
+                let mut rng = Rng::new((n * 17 + k) as u64);
+                let p = rng.finite_values(n, 1e300);
+                let t = rng.finite_values(k * n, 1e300);
+                let mut out_t = vec![UNWRITTEN; k];
+                let got = kernels::sum_with_level(level, &p, &t, k, &mut out_t).unwrap();
+                let what = || format!("sum {level} n={n} k={k}");
+                assert_accepts(
+                    sum_expected(n, compensated_sum(p.iter().copied())),
+                    got,
+                    what,
+                );
+                for (j, &got) in out_t.iter().enumerate() {
+                    let row = t[j * n..(j + 1) * n].iter().copied();
+                    assert_accepts(sum_expected(n, compensated_sum(row)), got, || {
+                        format!("{} j={j}", what())
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dot_matches_compensated_sum_at_every_level() {
+    for level in Level::available() {
+        for n in LENGTHS {
+            for k in KS {
+                let mut rng = Rng::new((n * 19 + k) as u64);
+                let side = |rng: &mut Rng| Side {
+                    p: rng.finite_values(n, 1e150),
+                    t: rng.finite_values(k * n, 1e150),
+                    sp: rng.uniform(),
+                    st: rng.finite_values(k, 1e150),
+                };
+                let (sa, sb) = (side(&mut rng), side(&mut rng));
+                for ka in KINDS {
+                    for kb in KINDS {
+                        let mut out_t = vec![UNWRITTEN; k];
+                        let got = kernels::dot_with_level(
+                            level,
+                            sa.operand(ka),
+                            sb.operand(kb),
+                            k,
+                            &mut out_t,
+                        );
+                        let what = || format!("dot {level} n={n} k={k} {ka:?} {kb:?}");
+                        if !sa.operand(ka).is_array() && !sb.operand(kb).is_array() {
+                            assert_eq!(got, Err(KernelError::NoArrayOperand), "{}", what());
+                            continue;
+                        }
+                        let primal = (0..n).map(|i| sa.primal(ka, i) * sb.primal(kb, i));
+                        assert_accepts(
+                            sum_expected(2 * n, compensated_sum(primal)),
+                            got.unwrap(),
+                            what,
+                        );
+                        for (j, &got) in out_t.iter().enumerate() {
+                            let terms = (0..n).flat_map(|i| {
+                                let (a, b) = (sa.primal(ka, i), sb.primal(kb, i));
+                                let ta = sa.tangent(ka, j, i, n).map_or(0.0, |ta| ta * b);
+                                let tb = sb.tangent(kb, j, i, n).map_or(0.0, |tb| a * tb);
+                                [ta, tb]
+                            });
+                            assert_accepts(
+                                sum_expected(2 * n, compensated_sum(terms)),
+                                got,
+                                || format!("{} j={j}", what()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reductions_propagate_nan_and_infinity() {
+    for level in Level::available() {
+        for n in [1, 5, 16, 300] {
+            for (special, want) in [(f64::NAN, f64::NAN), (f64::INFINITY, f64::INFINITY)] {
+                let mut p = vec![1.0; n];
+                p[n / 2] = special;
+                let mut out_t = [0.0];
+                let got = kernels::sum_with_level(level, &p, &p, 1, &mut out_t).unwrap();
+                assert_accepts(Expected::exact(want), got, || format!("sum {level} {n}"));
+                assert_accepts(Expected::exact(want), out_t[0], || {
+                    format!("sum {level} {n}")
+                });
+                let x = Operand::Array {
+                    primal: &p,
+                    tangent: &p,
+                };
+                let got =
+                    kernels::dot_with_level(level, x, Operand::ScalarConst(2.0), 1, &mut out_t)
+                        .unwrap();
+                assert_accepts(Expected::exact(want), got, || format!("dot {level} {n}"));
+                assert_accepts(Expected::exact(want), out_t[0], || {
+                    format!("dot {level} {n}")
+                });
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[test]
+fn length_mismatches_are_errors_and_leave_outputs_alone() {
+    let (p, t) = ([1.0; 5], [1.0; 10]);
+    let mut out_p = [UNWRITTEN; 5];
+    let mut out_t = [UNWRITTEN; 10];
+    let sin = |x: f64| x.sin_cos();
+    let x = Operand::Array {
+        primal: &p,
+        tangent: &t,
+    };
+    let short = Operand::Array {
+        primal: &p[..4],
+        tangent: &t[..8],
+    };
+    let cases: Vec<(Result<(), KernelError>, KernelError, &str)> = vec![
+        (
+            kernels::unary(sin, &p, &t[..9], 2, &mut out_p, &mut out_t),
+            KernelError::TangentLength {
+                arg: "t",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "`t` has 9 values, expected k*n = 2*5 = 10",
+        ),
+        (
+            kernels::unary(sin, &p, &t, 2, &mut out_p[..4], &mut out_t),
+            KernelError::PrimalLength {
+                arg: "out_p",
+                expected: 5,
+                found: 4,
+            },
+            "`out_p` has 4 values, expected n = 5",
+        ),
+        (
+            kernels::unary(sin, &p, &t, 2, &mut out_p, &mut out_t[..9]),
+            KernelError::TangentLength {
+                arg: "out_t",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "`out_t` has 9 values",
+        ),
+        (
+            kernels::unary(sin, &p, &t, usize::MAX, &mut out_p, &mut out_t),
+            KernelError::SizeOverflow {
+                k: usize::MAX,
+                n: 5,
+            },
+            "overflow",
+        ),
+        (
+            kernels::unary_inplace(sin, &mut [1.0; 5], &mut [1.0; 9], 2),
+            KernelError::TangentLength {
+                arg: "t",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "expected k*n",
+        ),
+        (
+            kernels::add(short, x, 2, &mut out_p, &mut out_t),
+            KernelError::PrimalLength {
+                arg: "a.primal",
+                expected: 5,
+                found: 4,
+            },
+            "`a.primal` has 4 values",
+        ),
+        (
+            kernels::mul(
+                x,
+                Operand::Array {
+                    primal: &p,
+                    tangent: &t[..9],
+                },
+                2,
+                &mut out_p,
+                &mut out_t,
+            ),
+            KernelError::TangentLength {
+                arg: "b.tangent",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "`b.tangent` has 9 values",
+        ),
+        (
+            kernels::div(
+                x,
+                Operand::Scalar {
+                    primal: 1.0,
+                    tangent: &[1.0],
+                },
+                2,
+                &mut out_p,
+                &mut out_t,
+            ),
+            KernelError::TangentLength {
+                arg: "b.tangent",
+                k: 2,
+                n: 1,
+                found: 1,
+            },
+            "expected k*n = 2*1 = 2",
+        ),
+        (
+            kernels::sub(x, x, 3, &mut out_p, &mut out_t),
+            KernelError::TangentLength {
+                arg: "a.tangent",
+                k: 3,
+                n: 5,
+                found: 10,
+            },
+            "`a.tangent`",
+        ),
+        (
+            kernels::binary(
+                |a, b| (a + b, 1.0, 1.0),
+                x,
+                Operand::ArrayConst(&p[..4]),
+                2,
+                &mut out_p,
+                &mut out_t,
+            ),
+            KernelError::PrimalLength {
+                arg: "b.primal",
+                expected: 5,
+                found: 4,
+            },
+            "`b.primal`",
+        ),
+        (
+            kernels::add(x, x, 2, &mut out_p, &mut out_t[..9]),
+            KernelError::TangentLength {
+                arg: "out_t",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "`out_t`",
+        ),
+        (
+            kernels::sum(&p, &t, 2, &mut out_t[..1]).map(drop),
+            KernelError::PrimalLength {
+                arg: "out_t",
+                expected: 2,
+                found: 1,
+            },
+            "`out_t` has 1 values, expected n = 2",
+        ),
+        (
+            kernels::sum(&p, &t[..9], 2, &mut out_t[..2]).map(drop),
+            KernelError::TangentLength {
+                arg: "t",
+                k: 2,
+                n: 5,
+                found: 9,
+            },
+            "`t`",
+        ),
+        (
+            kernels::dot(x, short, 2, &mut out_t[..2]).map(drop),
+            KernelError::PrimalLength {
+                arg: "b.primal",
+                expected: 5,
+                found: 4,
+            },
+            "`b.primal`",
+        ),
+        (
+            kernels::dot(
+                Operand::ScalarConst(1.0),
+                Operand::ScalarConst(2.0),
+                0,
+                &mut [],
+            )
+            .map(drop),
+            KernelError::NoArrayOperand,
+            "at least one array operand",
+        ),
+    ];
+    for (got, want, message) in cases {
+        assert_eq!(got, Err(want));
+        let shown = want.to_string();
+        assert!(
+            shown.contains(message),
+            "{shown:?} should contain {message:?}"
+        );
+    }
+    assert!(out_p.iter().chain(&out_t).all(|&x| x == UNWRITTEN));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+#[test]
+fn levels_are_consistent() {
+    let available = Level::available();
+    assert_eq!(available[0], Level::Scalar);
+    assert_eq!(*available.last().unwrap(), Level::best());
+    assert_eq!(kernels::detected_level(), Level::best());
+    for level in Level::ALL {
+        assert_eq!(level.is_available(), available.contains(&level));
+        if !level.is_available() {
+            let got = kernels::add_with_level(
+                level,
+                Operand::ScalarConst(1.0),
+                Operand::ScalarConst(1.0),
+                0,
+                &mut [0.0],
+                &mut [],
+            );
+            assert_eq!(got, Err(KernelError::LevelUnavailable(level)));
+        }
+    }
+}
+
+/// The SIMD path was taken: on a CPU with AVX2+FMA (or AVX-512) the kernels dispatch to it.
+#[test]
+fn simd_level_is_used_where_the_cpu_has_it() {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        let v3 = is_x86_feature_detected!("avx")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("bmi1")
+            && is_x86_feature_detected!("bmi2")
+            && is_x86_feature_detected!("lzcnt")
+            && is_x86_feature_detected!("popcnt");
+        let v4 = v3
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512cd")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl");
+        let want = if v4 {
+            Level::V4
+        } else if v3 {
+            Level::V3
+        } else {
+            Level::Scalar
+        };
+        eprintln!("detected level: {}", kernels::detected_level());
+        assert_eq!(kernels::detected_level(), want);
+        assert_eq!(Level::V3.is_available(), v3);
+        assert_eq!(Level::V4.is_available(), v4);
+    }
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    assert_eq!(kernels::detected_level(), Level::Scalar);
+}
