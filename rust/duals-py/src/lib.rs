@@ -1,9 +1,164 @@
 //! PyO3 glue of `duals`: conversions, classes and error mapping only; no derivative math.
+//!
+//! Arrays cross the boundary as float64 NumPy arrays. Inputs are copied into Rust-owned buffers
+//! before the GIL is released (another Python thread may not mutate memory we are reading,
+//! TOOLCHAIN pitfall 6); outputs are Rust vectors handed to NumPy without a copy.
+
+use numpy::ndarray::ArrayD;
+use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+
+use duals::kernels;
+use duals::rules::{BinaryRule, UnaryRule};
+
+mod errors;
+
+/// Element count above which the GIL is released during a kernel.
+const DETACH_ABOVE: usize = 1 << 14;
+
+type Arr<'py> = Bound<'py, PyArrayDyn<f64>>;
+
+fn to_vec(a: &PyReadonlyArrayDyn<'_, f64>) -> Vec<f64> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    }
+}
+
+fn to_array<'py>(py: Python<'py>, shape: &[usize], data: Vec<f64>) -> PyResult<Arr<'py>> {
+    let a = ArrayD::from_shape_vec(shape.to_vec(), data)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    Ok(a.into_pyarray(py))
+}
+
+fn run<T: Send>(py: Python<'_>, work: usize, f: impl FnOnce() -> T + Send) -> T {
+    if work > DETACH_ABOVE {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+fn unary_rule(name: &str, param: f64) -> PyResult<UnaryRule> {
+    UnaryRule::from_name(name, param).ok_or_else(|| errors::unknown_rule(name, &UnaryRule::NAMES))
+}
+
+fn binary_rule(name: &str) -> PyResult<BinaryRule> {
+    BinaryRule::from_name(name).ok_or_else(|| errors::unknown_rule(name, &BinaryRule::NAMES))
+}
+
+/// unary(name, primal, tangent, param=0.0) -> (primal, tangent)
+///
+/// The fused first-order kernel: `f(primal)` and `f'(primal) * tangent[j]` for every tangent
+/// row, in one pass. `tangent` has shape `(k, *primal.shape)`.
+#[pyfunction]
+#[pyo3(signature = (name, primal, tangent, param = 0.0))]
+fn unary<'py>(
+    py: Python<'py>,
+    name: &str,
+    primal: PyReadonlyArrayDyn<'py, f64>,
+    tangent: PyReadonlyArrayDyn<'py, f64>,
+    param: f64,
+) -> PyResult<(Arr<'py>, Arr<'py>)> {
+    let rule = unary_rule(name, param)?;
+    let (pshape, tshape) = (primal.shape().to_vec(), tangent.shape().to_vec());
+    if tshape.len() != pshape.len() + 1 || tshape[1..] != pshape[..] {
+        return Err(errors::shape("unary: tangent must have shape (k, *primal.shape)", &pshape, &tshape));
+    }
+    let (p, t) = (to_vec(&primal), to_vec(&tangent));
+    let k = tshape[0];
+    let (op, ot) = run(py, t.len() + p.len(), || {
+        let mut op = vec![0.0; p.len()];
+        let mut ot = vec![0.0; t.len()];
+        kernels::unary(
+            |a| {
+                let r = rule.eval(a);
+                (r.f, r.d1)
+            },
+            &p,
+            &t,
+            k,
+            &mut op,
+            &mut ot,
+        )
+        .map(|_| (op, ot))
+    })
+    .map_err(errors::kernel)?;
+    Ok((to_array(py, &pshape, op)?, to_array(py, &tshape, ot)?))
+}
+
+/// unary_derivs(name, x, param=0.0) -> (f, d1, d2)
+///
+/// Value, first and second derivative of a table entry, elementwise.
+#[pyfunction]
+#[pyo3(signature = (name, x, param = 0.0))]
+fn unary_derivs<'py>(
+    py: Python<'py>,
+    name: &str,
+    x: PyReadonlyArrayDyn<'py, f64>,
+    param: f64,
+) -> PyResult<(Arr<'py>, Arr<'py>, Arr<'py>)> {
+    let rule = unary_rule(name, param)?;
+    let shape = x.shape().to_vec();
+    let x = to_vec(&x);
+    let (f, d1, d2) = run(py, x.len(), || {
+        let (mut f, mut d1, mut d2) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        for &a in &x {
+            let r = rule.eval(a);
+            f.push(r.f);
+            d1.push(r.d1);
+            d2.push(r.d2);
+        }
+        (f, d1, d2)
+    });
+    Ok((to_array(py, &shape, f)?, to_array(py, &shape, d1)?, to_array(py, &shape, d2)?))
+}
+
+/// binary_derivs(name, a, b) -> (f, da, db, daa, dab, dbb)
+///
+/// Value, gradient and Hessian of a two-argument table entry, elementwise; `a` and `b` have the
+/// same shape (broadcast them first).
+#[pyfunction]
+fn binary_derivs<'py>(
+    py: Python<'py>,
+    name: &str,
+    a: PyReadonlyArrayDyn<'py, f64>,
+    b: PyReadonlyArrayDyn<'py, f64>,
+) -> PyResult<Vec<Arr<'py>>> {
+    let rule = binary_rule(name)?;
+    let shape = a.shape().to_vec();
+    if b.shape() != &shape[..] {
+        return Err(errors::shape("binary_derivs", &shape, b.shape()));
+    }
+    let (a, b) = (to_vec(&a), to_vec(&b));
+    let parts = run(py, a.len(), || {
+        let mut parts: [Vec<f64>; 6] = Default::default();
+        for (&x, &y) in a.iter().zip(&b) {
+            let r = rule.eval(x, y);
+            for (v, d) in parts.iter_mut().zip([r.f, r.da, r.db, r.daa, r.dab, r.dbb]) {
+                v.push(d);
+            }
+        }
+        parts
+    });
+    parts.into_iter().map(|v| to_array(py, &shape, v)).collect()
+}
+
+/// simd_level() -> str: the instruction set the array kernels run with on this CPU.
+#[pyfunction]
+fn simd_level() -> String {
+    format!("{:?}", kernels::detected_level())
+}
 
 /// The compiled part of `duals`; import `duals`, not this module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("UNARY_RULES", UnaryRule::NAMES.to_vec())?;
+    m.add("BINARY_RULES", BinaryRule::NAMES.to_vec())?;
+    m.add_function(wrap_pyfunction!(unary, m)?)?;
+    m.add_function(wrap_pyfunction!(unary_derivs, m)?)?;
+    m.add_function(wrap_pyfunction!(binary_derivs, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     Ok(())
 }

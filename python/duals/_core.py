@@ -1,0 +1,760 @@
+"""Dual numbers and arrays of them: storage, seeds and the arithmetic primitives.
+
+A dual array of shape ``S`` is a primal ``ndarray`` of shape ``S`` and one tangent ``ndarray`` of
+shape ``(K, *S)`` (tangent axis first). A :class:`Seed` says what the ``K`` rows are:
+
+* first order, ``K = k``: ``k`` directional derivatives;
+* second order (hyper-dual), ``K = k1 + k2 + k1*k2``: rows ``[0, k1)`` are the first-order parts
+  along a first set of directions, rows ``[k1, k1+k2)`` along a second set, and the last
+  ``k1*k2`` rows the mixed second-order parts, ``e12[i, j]`` at row ``k1 + k2 + i*k2 + j``.
+
+Linear structural operations (indexing, reshape, sum, concatenate, ...) act on the tangent exactly
+as on the primal, whatever the seed. Nonlinear ones go through the rule table of the engine
+(``duals._native``): the fused first-order kernel, or value and derivatives for the second-order
+chain rule. No derivative formula of an elementary function is written in Python.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _native
+
+__all__ = ["Dual", "DualArray"]
+
+_LOST = (
+    "converting a dual number to {what} would lose its derivative. "
+    "Keep the computation in dual numbers: create outputs with np.zeros_like(x), "
+    "np.empty_like(x) or np.zeros(n, like=x) instead of np.zeros(n)/np.empty(n), build them with "
+    "np.array([...]) or return a list, and use NumPy functions (np.sin) instead of math.sin."
+)
+
+
+class Seed:
+    """What the tangent rows of a dual array mean (see the module docstring)."""
+
+    __slots__ = ("order", "k1", "k2", "K")
+
+    def __init__(self, order: int, k1: int, k2: int = 0) -> None:
+        self.order = order
+        self.k1 = k1
+        self.k2 = k2
+        self.K = k1 if order == 1 else k1 + k2 + k1 * k2
+
+    @classmethod
+    def first(cls, k: int) -> Seed:
+        return cls(1, k)
+
+    @classmethod
+    def second(cls, k1: int, k2: int) -> Seed:
+        return cls(2, k1, k2)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Seed)
+            and self.order == other.order
+            and self.k1 == other.k1
+            and self.k2 == other.k2
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.order, self.k1, self.k2))
+
+    def __repr__(self) -> str:
+        if self.order == 1:
+            return f"Seed.first({self.k1})"
+        return f"Seed.second({self.k1}, {self.k2})"
+
+    def split(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views ``e1 (k1, *S)``, ``e2 (k2, *S)``, ``e12 (k1, k2, *S)`` of a second-order tangent."""
+        k1, k2 = self.k1, self.k2
+        return t[:k1], t[k1 : k1 + k2], t[k1 + k2 :].reshape((k1, k2) + t.shape[1:])
+
+    def join(self, e1: np.ndarray, e2: np.ndarray, e12: np.ndarray) -> np.ndarray:
+        shape = np.broadcast_shapes(e1.shape[1:], e2.shape[1:], e12.shape[2:])
+        out = np.empty((self.K,) + shape)
+        k1, k2 = self.k1, self.k2
+        out[:k1] = e1
+        out[k1 : k1 + k2] = e2
+        out[k1 + k2 :] = np.broadcast_to(e12, (k1, k2) + shape).reshape((k1 * k2,) + shape)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The two classes
+# ------------------------------------------------------------------------------------------------
+
+
+class _DualBase:
+    """Arithmetic shared by :class:`Dual` and :class:`DualArray`."""
+
+    __slots__ = ("_p", "_t", "_s")
+    # Make NumPy defer to our reflected operators (ndarray * dual -> dual.__rmul__).
+    __array_priority__ = 1000.0
+
+    _p: np.ndarray
+    _t: np.ndarray
+    _s: Seed
+
+    # ----- views -----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._p.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._p.ndim
+
+    @property
+    def size(self) -> int:
+        return self._p.size
+
+    @property
+    def ntangents(self) -> int:
+        """Number of tangent rows ``K``."""
+        return self._s.K
+
+    # ----- the number protocol -----
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __pow__(self, other, modulo=None):
+        if modulo is not None:
+            return NotImplemented
+        return power(self, other)
+
+    def __rpow__(self, other):
+        return power(other, self)
+
+    def __mod__(self, other):
+        return mod(self, other)
+
+    def __rmod__(self, other):
+        return mod(other, self)
+
+    def __floordiv__(self, other):
+        return floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return floor_divide(other, self)
+
+    def __matmul__(self, other):
+        return np.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return np.matmul(other, self)
+
+    def __neg__(self):
+        return _make(-self._p, -self._t, self._s)
+
+    def __pos__(self):
+        return _make(self._p.copy(), self._t.copy(), self._s)
+
+    def __abs__(self):
+        return unary("abs", self)
+
+    # Comparisons look at primals, as a branch in the differentiated code sees them.
+    def __lt__(self, other):
+        return self._p < _primal(other)
+
+    def __le__(self, other):
+        return self._p <= _primal(other)
+
+    def __gt__(self, other):
+        return self._p > _primal(other)
+
+    def __ge__(self, other):
+        return self._p >= _primal(other)
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._p == _primal(other)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._p != _primal(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ----- conversions that would lose the derivative -----
+    def __float__(self):
+        raise TypeError(_LOST.format(what="a float"))
+
+    def __int__(self):
+        raise TypeError(_LOST.format(what="an int"))
+
+    def __index__(self):
+        raise TypeError(_LOST.format(what="an integer index"))
+
+    def __complex__(self):
+        raise TypeError(_LOST.format(what="a complex number"))
+
+    # ----- NumPy protocols (implemented in their own modules) -----
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from ._ufuncs import array_ufunc
+
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from ._functions import array_function
+
+        return array_function(func, types, args, kwargs, self)
+
+    # ----- NumPy-style methods -----
+    def sum(self, axis=None, keepdims=False):
+        return np.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return np.mean(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return np.prod(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return np.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return np.min(self, axis=axis, keepdims=keepdims)
+
+    def dot(self, other):
+        return np.dot(self, other)
+
+    def copy(self):
+        return _make(self._p.copy(), self._t.copy(), self._s)
+
+    def conj(self):
+        return self
+
+    conjugate = conj
+
+    @property
+    def real(self):
+        return self
+
+    @property
+    def imag(self):
+        return _make(np.zeros_like(self._p), np.zeros_like(self._t), self._s)
+
+
+class DualArray(_DualBase):
+    """An array of dual numbers: a primal array and tangents, differentiated through NumPy.
+
+    Parameters
+    ----------
+    primal : array_like
+        Values, any shape ``S``; converted to float64.
+    tangent : array_like
+        Tangents: shape ``(k, *S)`` for ``k`` directions, or shape ``S`` for one direction.
+
+    Examples
+    --------
+    >>> import numpy as np, duals
+    >>> x = duals.DualArray([1.0, 2.0], [1.0, 1.0])
+    >>> y = np.sin(x) * x          # d/dx = cos(x) x + sin(x)
+    >>> bool(np.allclose(y.tangent[0], np.cos([1, 2]) * [1, 2] + np.sin([1, 2])))
+    True
+    """
+
+    __slots__ = ()
+
+    def __init__(self, primal, tangent) -> None:
+        p = _as_float_array(primal, "primal")
+        t = _as_float_array(tangent, "tangent")
+        if t.shape == p.shape:
+            t = t[np.newaxis]
+        if t.shape[1:] != p.shape:
+            raise ValueError(
+                f"tangent must have shape (k, *primal.shape) or primal.shape; "
+                f"got primal {p.shape} and tangent {t.shape}"
+            )
+        self._p, self._t, self._s = p, np.ascontiguousarray(t), Seed.first(t.shape[0])
+
+    @property
+    def primal(self) -> np.ndarray:
+        """The values, shape ``S``."""
+        return self._p
+
+    @property
+    def tangent(self) -> np.ndarray:
+        """The tangents, shape ``(K, *S)``."""
+        return self._t
+
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float64)
+
+    def __len__(self) -> int:
+        if self._p.ndim == 0:
+            raise TypeError("len() of a 0-d dual array")
+        return len(self._p)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self._p)
+
+    def __getitem__(self, index):
+        index = _plain_index(index)
+        tindex = (slice(None),) + (index if isinstance(index, tuple) else (index,))
+        return _make(self._p[index], self._t[tindex], self._s)
+
+    def __setitem__(self, index, value) -> None:
+        index = _plain_index(index)
+        tindex = (slice(None),) + (index if isinstance(index, tuple) else (index,))
+        vp, vt, vs = _parts(value)
+        if vs is not None and vs != self._s:
+            raise ValueError(_mixed_seeds(self._s, vs))
+        target = self._p[index]
+        self._p[index] = vp
+        if vt is None:
+            self._t[tindex] = 0.0
+        else:
+            self._t[tindex] = _expand(vt, np.ndim(target))
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order=order).copy()
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return np.transpose(self, axes or None)
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis=axis)
+
+    def cumsum(self, axis=None):
+        return np.cumsum(self, axis=axis)
+
+    def clip(self, a_min=None, a_max=None):
+        return np.clip(self, a_min, a_max)
+
+    def astype(self, dtype, copy=True):
+        if np.dtype(dtype) != np.float64:
+            raise TypeError(
+                f"a DualArray holds float64 values with derivatives; astype({dtype!r}) "
+                "would lose the derivative"
+            )
+        return self.copy() if copy else self
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_LOST.format(what="a plain NumPy array"))
+
+    def __repr__(self) -> str:
+        return f"DualArray(primal={self._p!r}, tangent={self._t!r})"
+
+
+class Dual(_DualBase):
+    """A dual number: a primal value and its tangent(s).
+
+    ``Dual(x, 1.0)`` is the independent variable at ``x``; NumPy functions, Python operators
+    and indexing of dual arrays all work with it. Like ``numpy.float64`` it is what indexing a
+    :class:`DualArray` down to one element returns.
+
+    Parameters
+    ----------
+    primal : float
+        The value.
+    tangent : float or array_like of shape (k,)
+        The tangent (one direction) or ``k`` tangents.
+
+    Examples
+    --------
+    >>> import numpy as np, duals
+    >>> d = duals.Dual(2.0, 1.0)
+    >>> y = d**3                  # 3 x**2 = 12
+    >>> y.primal, y.tangent
+    (8.0, 12.0)
+    >>> float(np.sin(d).tangent) == float(np.cos(2.0))
+    True
+    """
+
+    __slots__ = ()
+
+    def __init__(self, primal, tangent=1.0) -> None:
+        p = _as_float_array(primal, "primal")
+        if p.ndim != 0:
+            raise ValueError(f"Dual takes a scalar primal; got shape {p.shape} (use DualArray)")
+        t = _as_float_array(tangent, "tangent").reshape(-1)
+        self._p, self._t, self._s = p, t, Seed.first(t.shape[0])
+
+    @property
+    def primal(self) -> float:
+        """The value."""
+        return float(self._p)
+
+    @property
+    def tangent(self):
+        """The tangent: a float for one direction, else an array of shape ``(k,)``."""
+        if self._s.order == 1 and self._s.K == 1:
+            return float(self._t[0])
+        return self._t.copy()
+
+    def __bool__(self) -> bool:
+        return bool(self._p)
+
+    def __round__(self, ndigits=None):
+        raise TypeError(_LOST.format(what="a rounded Python number"))
+
+    def __repr__(self) -> str:
+        t = self.tangent
+        return f"Dual({self.primal!r}, {t if isinstance(t, float) else t.tolist()!r})"
+
+
+# ------------------------------------------------------------------------------------------------
+# Construction and operands
+# ------------------------------------------------------------------------------------------------
+
+
+def _make(p: np.ndarray, t: np.ndarray, s: Seed):
+    """The one constructor of results: a Dual for 0-d, else a DualArray (no checks)."""
+    p = np.asarray(p, dtype=np.float64)
+    obj = object.__new__(Dual if p.ndim == 0 else DualArray)
+    obj._p, obj._t, obj._s = p, t, s
+    return obj
+
+
+def _as_float_array(x, what: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind == "c":
+        raise TypeError(f"complex {what} is not supported: duals differentiates real functions")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be real numbers; got an array of dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _primal(x):
+    if isinstance(x, _DualBase):
+        return x._p
+    if isinstance(x, (list, tuple)):
+        return [_primal(v) for v in x]
+    return x
+
+
+def _plain_index(index):
+    """Index with the primal of any dual number inside (x[d] is not allowed: it has no value)."""
+    if isinstance(index, _DualBase):
+        raise TypeError(
+            "a dual number cannot be used as an index; use an integer or a boolean array"
+        )
+    return index
+
+
+def _parts(x):
+    """``(primal, tangent or None, seed or None)`` of any operand."""
+    if isinstance(x, _DualBase):
+        return x._p, x._t, x._s
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        from ._collect import collect
+
+        return collect(x)
+    if isinstance(x, (list, tuple)):
+        from ._collect import collect
+
+        return collect(x)
+    if isinstance(x, (numbers.Real, np.ndarray, np.generic)) or x is None:
+        a = np.asarray(x)
+        if a.dtype.kind == "c":
+            raise TypeError("complex values are not supported: duals differentiates real functions")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"cannot use a value of dtype {a.dtype} in dual arithmetic")
+        return a.astype(np.float64, copy=False), None, None
+    if isinstance(x, numbers.Complex):
+        raise TypeError("complex values are not supported: duals differentiates real functions")
+    raise TypeError(f"unsupported operand type for dual arithmetic: {type(x).__name__}")
+
+
+def _mixed_seeds(a: Seed, b: Seed) -> str:
+    return (
+        f"cannot combine dual numbers with different tangent layouts ({a} and {b}); "
+        "they come from different seeds (e.g. two calls of duals.jacobian)"
+    )
+
+
+def _seed_of(*seeds):
+    s = None
+    for x in seeds:
+        if x is None:
+            continue
+        if s is None:
+            s = x
+        elif x != s:
+            raise ValueError(_mixed_seeds(s, x))
+    return s
+
+
+def _expand(t: np.ndarray, ndim: int) -> np.ndarray:
+    """A tangent ``(K, *S)`` reshaped to ``(K, 1, ..., *S)`` with ``ndim`` trailing axes, so that it
+    broadcasts against primals of ``ndim`` dimensions."""
+    extra = ndim - (t.ndim - 1)
+    if extra <= 0:
+        return t
+    return t.reshape(t.shape[:1] + (1,) * extra + t.shape[1:])
+
+
+def _full_tangent(t, K: int, shape) -> np.ndarray:
+    if t is None:
+        return np.zeros((K,) + tuple(shape))
+    return np.ascontiguousarray(np.broadcast_to(_expand(t, len(shape)), (K,) + tuple(shape)))
+
+
+def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a[i] * b[j]`` for first-order parts ``a (k1, *S)``, ``b (k2, *S)``: shape ``(k1, k2, *S)``."""
+    return a[:, np.newaxis] * b[np.newaxis, :]
+
+
+# ------------------------------------------------------------------------------------------------
+# The chain rules
+# ------------------------------------------------------------------------------------------------
+
+
+def unary(name: str, x, param: float = 0.0):
+    """``f(x)`` for the table entry ``name`` (a rule name of the engine, e.g. ``"sin"``)."""
+    p, t, s = _parts(x)
+    if t is None:
+        f, _, _ = _native.unary_derivs(name, np.asarray(p, dtype=np.float64), param)
+        return f
+    if s.order == 1:
+        fp, ft = _native.unary(name, p, t, param)
+        return _make(fp, ft, s)
+    f, d1, d2 = _native.unary_derivs(name, p, param)
+    return _chain1(f, d1, d2, t, s)
+
+
+def _chain1(f, d1, d2, t, s: Seed):
+    """Second-order (or first-order) chain rule given value and derivatives."""
+    if s.order == 1:
+        return _make(f, d1 * t, s)
+    e1, e2, e12 = s.split(t)
+    return _make(f, s.join(d1 * e1, d1 * e2, d1 * e12 + d2 * _outer(e1, e2)), s)
+
+
+def chain2(f, da, db, daa, dab, dbb, a_parts, b_parts):
+    """The chain rule of a function of two arguments, given its value and derivatives (arrays
+    broadcast to the result shape) and both operands' parts; absent tangents are left out."""
+    (_, ta, sa), (_, tb, sb) = a_parts, b_parts
+    s = _seed_of(sa, sb)
+    if s is None:
+        return f
+    nd = np.ndim(f)
+    ta = None if ta is None else _expand(ta, nd)
+    tb = None if tb is None else _expand(tb, nd)
+    if s.order == 1:
+        if ta is None:
+            t = db * tb
+        elif tb is None:
+            t = da * ta
+        else:
+            t = da * ta + db * tb
+        return _make(f, _full_tangent(t, s.K, np.shape(f)), s)
+    shape = np.shape(f)
+    e1 = np.zeros((s.k1,) + shape)
+    e2 = np.zeros((s.k2,) + shape)
+    e12 = np.zeros((s.k1, s.k2) + shape)
+    # Only terms of operands that carry tangents: a constant contributes nothing (not 0 * inf).
+    if ta is not None:
+        a1, a2, a12 = s.split(ta)
+        e1 = e1 + da * a1
+        e2 = e2 + da * a2
+        e12 = e12 + da * a12 + daa * _outer(a1, a2)
+    if tb is not None:
+        b1, b2, b12 = s.split(tb)
+        e1 = e1 + db * b1
+        e2 = e2 + db * b2
+        e12 = e12 + db * b12 + dbb * _outer(b1, b2)
+    if ta is not None and tb is not None:
+        e12 = e12 + dab * (_outer(a1, b2) + _outer(b1, a2))
+    shape = np.shape(f)
+    return _make(
+        f,
+        s.join(
+            np.broadcast_to(e1, (s.k1,) + shape),
+            np.broadcast_to(e2, (s.k2,) + shape),
+            e12,
+        ),
+        s,
+    )
+
+
+def binary_rule(name: str, a, b):
+    """``f(a, b)`` for the two-argument table entry ``name`` (``pow``, ``atan2``, ``hypot``)."""
+    pa, pb = _parts(a), _parts(b)
+    x, y = np.broadcast_arrays(pa[0], pb[0])
+    f, da, db, daa, dab, dbb = _native.binary_derivs(
+        name, np.ascontiguousarray(x), np.ascontiguousarray(y)
+    )
+    return chain2(f, da, db, daa, dab, dbb, pa, pb)
+
+
+# ------------------------------------------------------------------------------------------------
+# Arithmetic: sum, product and quotient rules
+# ------------------------------------------------------------------------------------------------
+
+
+def _linear2(a, b, sign: float):
+    pa, ta, sa = _parts(a)
+    pb, tb, sb = _parts(b)
+    s = _seed_of(sa, sb)
+    p = pa + pb if sign > 0 else pa - pb
+    if s is None:
+        return p
+    nd = np.ndim(p)
+    if ta is None:
+        t = _full_tangent(tb if sign > 0 else -tb, s.K, np.shape(p))
+    elif tb is None:
+        t = _full_tangent(ta, s.K, np.shape(p))
+    else:
+        t = _expand(ta, nd) + _expand(tb, nd) if sign > 0 else _expand(ta, nd) - _expand(tb, nd)
+        if t.shape[1:] != np.shape(p):
+            t = _full_tangent(t, s.K, np.shape(p))
+    return _make(p, t, s)
+
+
+def add(a, b):
+    """``a + b``."""
+    return _linear2(a, b, 1.0)
+
+
+def sub(a, b):
+    """``a - b``."""
+    return _linear2(a, b, -1.0)
+
+
+def mul(a, b):
+    """``a * b``: ``(ab)' = a'b + ab'``."""
+    A, B = _parts(a), _parts(b)
+    (pa, ta, sa), (pb, tb, sb) = A, B
+    s = _seed_of(sa, sb)
+    p = pa * pb
+    if s is None:
+        return p
+    if s.order == 2 and ta is not None and tb is not None:
+        one, zero = np.ones(()), np.zeros(())
+        return chain2(p, pb, pa, zero, one, zero, A, B)
+    nd = np.ndim(p)
+    if ta is None:
+        t = pa * _expand(tb, nd)
+    elif tb is None:
+        t = _expand(ta, nd) * pb
+    else:
+        t = _expand(ta, nd) * pb + pa * _expand(tb, nd)
+    if t.shape[1:] != np.shape(p):
+        t = _full_tangent(t, s.K, np.shape(p))
+    return _make(p, t, s)
+
+
+def div(a, b):
+    """``a / b``: ``(a/b)' = (a' - (a/b) b') / b``."""
+    A, B = _parts(a), _parts(b)
+    (pa, ta, sa), (pb, tb, sb) = A, B
+    s = _seed_of(sa, sb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = pa / pb
+        if s is None:
+            return f
+        if tb is None:
+            return mul(a, 1.0 / pb)
+        if s.order == 2:
+            return mul(a, unary("recip", b))
+        nd = np.ndim(f)
+        tb_ = _expand(tb, nd)
+        t = (-f * tb_) / pb if ta is None else (_expand(ta, nd) - f * tb_) / pb
+    if t.shape[1:] != np.shape(f):
+        t = _full_tangent(t, s.K, np.shape(f))
+    return _make(f, t, s)
+
+
+def power(a, b):
+    """``a ** b``: ``powi``/``powf`` for a constant exponent, ``pow`` for a variable one."""
+    pa, ta, sa = _parts(a)
+    pb, tb, sb = _parts(b)
+    if tb is None:
+        if ta is None:
+            return np.power(pa, pb)
+        e = np.asarray(pb, dtype=np.float64)
+        if e.ndim == 0:
+            v = float(e)
+            if v == int(v) and abs(v) < 2**31:
+                return unary("powi", a, v)
+            return unary("powf", a, v)
+    return binary_rule("pow", a, b)
+
+
+def floor_divide(a, b):
+    """``a // b``: piecewise constant, derivative zero."""
+    pa, _, sa = _parts(a)
+    pb, _, sb = _parts(b)
+    s = _seed_of(sa, sb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.floor_divide(pa, pb)
+    return constant(q, s)
+
+
+def mod(a, b):
+    """``a % b`` (NumPy's floor remainder, sign of ``b``): ``a - b * floor(a / b)`` with the
+    floor held constant, so ``d/da = 1`` and ``d/db = -floor(a/b)``."""
+    pa, _, _ = _parts(a)
+    pb, _, _ = _parts(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.floor_divide(pa, pb)
+    return sub(a, mul(b, q))
+
+
+def constant(p, s: Seed | None):
+    """A dual array with primal ``p`` and zero tangents (or ``p`` itself without a seed)."""
+    p = np.asarray(p, dtype=np.float64)
+    if s is None:
+        return p
+    return _make(p, np.zeros((s.K,) + p.shape), s)
+
+
+def select(cond, a, b):
+    """``where(cond, a, b)``: the derivative follows the selected argument."""
+    pa, ta, sa = _parts(a)
+    pb, tb, sb = _parts(b)
+    s = _seed_of(sa, sb)
+    cond = np.asarray(cond, dtype=bool)
+    p = np.where(cond, pa, pb)
+    if s is None:
+        return p
+    shape = p.shape
+    t = np.where(
+        np.broadcast_to(cond, shape)[np.newaxis],
+        _full_tangent(ta, s.K, shape),
+        _full_tangent(tb, s.K, shape),
+    )
+    return _make(p, t, s)
