@@ -18,11 +18,15 @@ const DETACH_ABOVE: usize = 1 << 14;
 
 type Arr<'py> = Bound<'py, PyArrayDyn<f64>>;
 
+/// The elements in C (row-major) order, whatever the array's memory layout.
 fn to_vec(a: &PyReadonlyArrayDyn<'_, f64>) -> Vec<f64> {
-    match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
+    // `as_slice` also succeeds on Fortran-ordered arrays, in memory order: only take it for C order.
+    if a.is_c_contiguous() {
+        if let Ok(s) = a.as_slice() {
+            return s.to_vec();
+        }
     }
+    a.as_array().iter().copied().collect()
 }
 
 fn to_array<'py>(py: Python<'py>, shape: &[usize], data: Vec<f64>) -> PyResult<Arr<'py>> {
