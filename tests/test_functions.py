@@ -9,11 +9,11 @@ of the linear-algebra rules) are compared with finite differences of the exact g
 
 from __future__ import annotations
 
-import duals
 import numpy as np
 import pytest
 from derivref import cs_jacobian, fd_jacobian
-from duals._functions import HANDLED
+
+import duals
 
 RTOL_CS = 1e-10
 RTOL_FD = 1e-7
@@ -566,12 +566,6 @@ def test_unregistered_message_names_submodule():
         np.fft.rfft(_dual([1.0, 2.0]))
     with pytest.raises(TypeError, match=r"numpy\.linalg\.qr"):
         np.linalg.qr(_dual(np.eye(2)))
-
-
-def test_every_registered_function_is_a_numpy_callable():
-    assert len(HANDLED) > 150
-    for func in HANDLED:
-        assert callable(func)
 
 
 def test_zeros_like_fill_pattern():

@@ -29,7 +29,9 @@ def collect(obj):
         items = list(obj)
         shape = None
     elif isinstance(obj, numbers.Complex):
-        raise TypeError("the function returned a complex value; duals differentiates real functions")
+        raise TypeError(
+            "the function returned a complex value; duals differentiates real functions"
+        )
     else:
         raise TypeError(
             f"cannot differentiate an output of type {type(obj).__name__}; return a number, "
@@ -73,7 +75,9 @@ def collect(obj):
 
 def _plain(a: np.ndarray):
     if a.dtype.kind == "c":
-        raise TypeError("the function returned a complex value; duals differentiates real functions")
+        raise TypeError(
+            "the function returned a complex value; duals differentiates real functions"
+        )
     if a.dtype.kind not in "biuf":
         raise TypeError(f"the function returned an array of dtype {a.dtype}; expected real numbers")
     return a.astype(np.float64), None, None

@@ -68,7 +68,7 @@ class Seed:
         return f"Seed.second({self.k1}, {self.k2})"
 
     def split(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Views ``e1 (k1, *S)``, ``e2 (k2, *S)``, ``e12 (k1, k2, *S)`` of a second-order tangent."""
+        """Views ``e1 (k1, *S)``, ``e2 (k2, *S)``, ``e12 (k1, k2, *S)`` of a 2nd-order tangent."""
         k1, k2 = self.k1, self.k2
         return t[:k1], t[k1 : k1 + k2], t[k1 + k2 :].reshape((k1, k2) + t.shape[1:])
 
@@ -360,6 +360,45 @@ class DualArray(_DualBase):
     def cumsum(self, axis=None):
         return np.cumsum(self, axis=axis)
 
+    def cumprod(self, axis=None):
+        return np.cumprod(self, axis=axis)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def argmax(self, axis=None):
+        return np.argmax(self._p, axis=axis)
+
+    def argmin(self, axis=None):
+        return np.argmin(self._p, axis=axis)
+
+    def argsort(self, axis=-1):
+        return np.argsort(self._p, axis=axis)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return np.trace(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def swapaxes(self, axis1, axis2):
+        return np.swapaxes(self, axis1, axis2)
+
+    def take(self, indices, axis=None):
+        return np.take(self, indices, axis=axis)
+
+    def repeat(self, repeats, axis=None):
+        return np.repeat(self, repeats, axis=axis)
+
+    def sort(self, axis=-1):
+        """Sort in place by primal value; tangents follow their elements."""
+        s = np.sort(self, axis=axis)
+        self._p[...] = s._p
+        self._t[...] = s._t
+
     def clip(self, a_min=None, a_max=None):
         return np.clip(self, a_min, a_max)
 
@@ -529,11 +568,12 @@ def _expand(t: np.ndarray, ndim: int) -> np.ndarray:
 def _full_tangent(t, K: int, shape) -> np.ndarray:
     if t is None:
         return np.zeros((K,) + tuple(shape))
-    return np.ascontiguousarray(np.broadcast_to(_expand(t, len(shape)), (K,) + tuple(shape)))
+    # Always a new, writable array: never a read-only broadcast view aliasing an operand's tangent
+    return np.array(np.broadcast_to(_expand(t, len(shape)), (K,) + tuple(shape)), order="C")
 
 
 def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a[i] * b[j]`` for first-order parts ``a (k1, *S)``, ``b (k2, *S)``: shape ``(k1, k2, *S)``."""
+    """``a[i] * b[j]`` for first-order parts ``a (k1, *S)``, ``b (k2, *S)``: ``(k1, k2, *S)``."""
     return a[:, np.newaxis] * b[np.newaxis, :]
 
 
@@ -545,9 +585,12 @@ def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def unary(name: str, x, param: float = 0.0):
     """``f(x)`` for the table entry ``name`` (a rule name of the engine, e.g. ``"sin"``)."""
     p, t, s = _parts(x)
+    # C order: the glue reads a contiguous buffer in memory order, wrong for Fortran-ordered views
+    p = np.asarray(p, dtype=np.float64, order="C")
     if t is None:
-        f, _, _ = _native.unary_derivs(name, np.asarray(p, dtype=np.float64), param)
+        f, _, _ = _native.unary_derivs(name, p, param)
         return f
+    t = np.asarray(t, order="C")
     if s.order == 1:
         fp, ft = _native.unary(name, p, t, param)
         return _make(fp, ft, s)
@@ -615,7 +658,7 @@ def binary_rule(name: str, a, b):
     pa, pb = _parts(a), _parts(b)
     x, y = np.broadcast_arrays(pa[0], pb[0])
     f, da, db, daa, dab, dbb = _native.binary_derivs(
-        name, np.ascontiguousarray(x), np.ascontiguousarray(y)
+        name, np.asarray(x, order="C"), np.asarray(y, order="C")
     )
     return chain2(f, da, db, daa, dab, dbb, pa, pb)
 
@@ -708,6 +751,8 @@ def power(a, b):
         e = np.asarray(pb, dtype=np.float64)
         if e.ndim == 0:
             v = float(e)
+            if v == 2.0:
+                return mul(a, a)  # the product rule: one pass, no pow call
             if v == int(v) and abs(v) < 2**31:
                 return unary("powi", a, v)
             return unary("powf", a, v)
