@@ -119,10 +119,20 @@ pub fn powf<F: Real, T: DualNum<F>>(a: T, p: F) -> Unary<T> {
             d2: T::zero(),
         };
     }
-    // Separate powers, so that a = 0 gives 0 or infinities, never 0 · inf.
+    // `aᵖ⁻¹ = aᵖ / a` while that is a normal number: `a.powf(p - 1)` would carry the rounding
+    // of the exponent `p - 1`, an error of `|ln a|` ulps (77 at a = 1e-120). Otherwise separate
+    // powers, so that a = 0 gives 0 or infinities, never 0 · inf.
     let f = a.powf(p);
-    let p1 = a.powf(p - F::from_f64(1.0));
-    let p2 = a.powf(p - F::from_f64(2.0));
+    let p1 = if f.re().is_normal() {
+        f / a
+    } else {
+        a.powf(p - F::from_f64(1.0))
+    };
+    let p2 = if p1.re().is_normal() {
+        p1 / a
+    } else {
+        a.powf(p - F::from_f64(2.0))
+    };
     Unary {
         f,
         d1: p1 * p,
@@ -134,7 +144,8 @@ pub fn powf<F: Real, T: DualNum<F>>(a: T, p: F) -> Unary<T> {
 #[inline]
 pub fn sqrt<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
     let f = a.sqrt();
-    let d1 = (f * F::from_f64(2.0)).recip();
+    // `+ 0`: at a = -0, sqrt gives -0 and 1/(2 · -0) would be -inf.
+    let d1 = (f * F::from_f64(2.0) + F::from_f64(0.0)).recip();
     Unary {
         f,
         d1,
@@ -265,7 +276,7 @@ pub fn tan<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
 /// `asin a`: `1/√(1-a²)`, `a/(1-a²)^(3/2)`.
 #[inline]
 pub fn asin<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
-    let d1 = (-(a * a) + F::from_f64(1.0)).sqrt().recip();
+    let d1 = one_minus_square(a).sqrt().recip();
     Unary {
         f: a.asin(),
         d1,
@@ -276,7 +287,7 @@ pub fn asin<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
 /// `acos a`: `-1/√(1-a²)`, `-a/(1-a²)^(3/2)`.
 #[inline]
 pub fn acos<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
-    let r = (-(a * a) + F::from_f64(1.0)).sqrt().recip();
+    let r = one_minus_square(a).sqrt().recip();
     Unary {
         f: a.acos(),
         d1: -r,
@@ -317,11 +328,13 @@ pub fn cosh<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
     }
 }
 
-/// `tanh a`: `1 - tanh² a`, `-2 tanh a (1 - tanh² a)`.
+/// `tanh a`: `1 - tanh² a = 1/cosh² a`, `-2 tanh a (1 - tanh² a)`.
 #[inline]
 pub fn tanh<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
     let f = a.tanh();
-    let d1 = -(f * f) + F::from_f64(1.0);
+    // 1/cosh² a, not 1 - tanh² a: that cancels (to 0 for |a| > 19, 40 f32 ulps at a = 3).
+    let s = a.cosh().recip();
+    let d1 = s * s;
     Unary {
         f,
         d1,
@@ -359,11 +372,22 @@ pub fn acosh<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
     }
 }
 
+/// `1 - a²` for `asin`, `acos`, `atanh`: as `(1-a)(1+a)` near `±1`, where `1 - a·a` cancels;
+/// as `1 - a·a` near 0, where the derivative of `(1-a)(1+a)` (for nested duals) cancels.
+#[inline]
+fn one_minus_square<F: Real, T: DualNum<F>>(a: T) -> T {
+    let (one, half) = (F::from_f64(1.0), F::from_f64(0.5));
+    if a.re() > -half && a.re() < half {
+        -(a * a) + one
+    } else {
+        (-a + one) * (a + one)
+    }
+}
+
 /// `atanh a`: `1/(1-a²)`, `2a/(1-a²)²`.
 #[inline]
 pub fn atanh<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
-    // 1 - a² = (1-a)(1+a): accurate near ±1.
-    let d1 = ((-a + F::from_f64(1.0)) * (a + F::from_f64(1.0))).recip();
+    let d1 = one_minus_square(a).recip();
     Unary {
         f: a.atanh(),
         d1,
@@ -421,7 +445,8 @@ pub fn erfc<F: Real, T: DualNum<F>>(a: T) -> Unary<T> {
 /// `∂bb = aᵇ ln² a`.
 ///
 /// Special case: at `a = 0` the terms with `ln a` are multiplied by a power of `a` that is 0
-/// for `b > 0` (the limit is 0), so they are set to zero there instead of `0 · inf = NaN`.
+/// for `b > 0` (the limit is 0), so they are set to zero there instead of `0 · inf = NaN`; in
+/// `∂ab` that power is `aᵇ⁻¹`, which vanishes only for `b > 1` (the limit is `-inf` for `b <= 1`).
 #[inline]
 pub fn pow<F: Real, T: DualNum<F>>(a: T, b: T) -> Binary<T> {
     let f = a.powd(b);
@@ -429,7 +454,13 @@ pub fn pow<F: Real, T: DualNum<F>>(a: T, b: T) -> Binary<T> {
     let p2 = a.powd(b - F::from_f64(2.0));
     let bm1 = b - F::from_f64(1.0);
     let (db, dab, dbb) = if a.re() == F::from_f64(0.0) && b.re() > F::from_f64(0.0) {
-        (T::zero(), p1, T::zero())
+        // ∂ab = aᵇ⁻¹ + b aᵇ⁻¹ ln a: the ln term vanishes only for b > 1; → -inf for b <= 1.
+        let dab = if b.re() > F::from_f64(1.0) {
+            p1
+        } else {
+            p1 * (b * a.ln() + F::from_f64(1.0))
+        };
+        (T::zero(), dab, T::zero())
     } else {
         let l = a.ln();
         (f * l, p1 * (b * l + F::from_f64(1.0)), f * l * l)
@@ -449,16 +480,18 @@ pub fn pow<F: Real, T: DualNum<F>>(a: T, b: T) -> Binary<T> {
 /// `∂a = b/r²`, `∂b = -a/r²`, `∂aa = -2ab/r⁴`, `∂ab = (a² - b²)/r⁴`, `∂bb = 2ab/r⁴`.
 #[inline]
 pub fn atan2<F: Real, T: DualNum<F>>(a: T, b: T) -> Binary<T> {
-    let ir2 = (a * a + b * b).recip();
-    let ir4 = ir2 * ir2;
-    let two_ab = a * b * F::from_f64(2.0);
+    // Scaled by r = hypot(a, b), so that r² and r⁴ do not overflow or underflow (they do for
+    // |a|, |b| near 1e±100): u = a/r², v = b/r², ∂aa = -2uv, ∂ab = (a-b)(a+b)/r⁴, ∂bb = 2uv.
+    let ir = a.hypot(b).recip();
+    let (u, v) = (a * ir * ir, b * ir * ir);
+    let two_uv = u * v * F::from_f64(2.0);
     Binary {
         f: a.atan2(b),
-        da: b * ir2,
-        db: -(a * ir2),
-        daa: -(two_ab * ir4),
-        dab: (a * a - b * b) * ir4,
-        dbb: two_ab * ir4,
+        da: v,
+        db: -u,
+        daa: -two_uv,
+        dab: (a - b) * ir * ir * ((a + b) * ir * ir),
+        dbb: two_uv,
     }
 }
 

@@ -167,10 +167,26 @@ impl<F: Real, T: DualNum<F>, const N: usize> Mul for Dual2<T, F, N> {
 
 impl<F: Real, T: DualNum<F>, const N: usize> Div for Dual2<T, F, N> {
     type Output = Self;
-    /// Quotient rule as `a · (1/b)`, with `1/b` from the rule table.
+    /// Quotient rule, solved from `a = q b` without forming `1/b²` (which over- or underflows
+    /// where the quotient does not, e.g. for `|b|` near 1e±200): `q₁ = (a₁ - q b₁)/b`,
+    /// `q₂ = (a₂ - (q₁ b₁ᵀ + b₁ q₁ᵀ) - q b₂)/b`.
     #[inline]
+    #[allow(clippy::suspicious_arithmetic_impl)] // the quotient rule
     fn div(self, b: Self) -> Self {
-        self * b.recip()
+        let a = self;
+        let q = a.re / b.re;
+        let inv = b.re.recip();
+        let v1: [T; N] = from_fn(|i| (a.v1[i] - b.v1[i] * q) * inv);
+        Self {
+            re: q,
+            v1,
+            v2: from_fn(|i| {
+                from_fn(|j| {
+                    (a.v2[i][j] - (v1[i] * b.v1[j] + b.v1[i] * v1[j]) - b.v2[i][j] * q) * inv
+                })
+            }),
+            f: PhantomData,
+        }
     }
 }
 

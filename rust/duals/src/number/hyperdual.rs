@@ -194,10 +194,29 @@ impl<F: Real, T: DualNum<F>, const M: usize, const N: usize> Mul for HyperDualVe
 
 impl<F: Real, T: DualNum<F>, const M: usize, const N: usize> Div for HyperDualVec<T, F, M, N> {
     type Output = Self;
-    /// Quotient rule as `a · (1/b)`, with `1/b` from the rule table.
+    /// Quotient rule, solved from `a = q b` without forming `1/b²` (which over- or underflows
+    /// where the quotient does not, e.g. for `|b|` near 1e±200): `q₁ = (a₁ - q b₁)/b`,
+    /// `q₂ = (a₂ - q b₂)/b`, `q₁₂ = (a₁₂ - q₁ b₂ᵀ - b₁ q₂ᵀ - q b₁₂)/b`.
     #[inline]
+    #[allow(clippy::suspicious_arithmetic_impl)] // the quotient rule
     fn div(self, b: Self) -> Self {
-        self * b.recip()
+        let a = self;
+        let q = a.re / b.re;
+        let inv = b.re.recip();
+        let eps1: [T; M] = from_fn(|i| (a.eps1[i] - b.eps1[i] * q) * inv);
+        let eps2: [T; N] = from_fn(|j| (a.eps2[j] - b.eps2[j] * q) * inv);
+        Self {
+            re: q,
+            eps1,
+            eps2,
+            eps12: from_fn(|i| {
+                from_fn(|j| {
+                    (a.eps12[i][j] - eps1[i] * b.eps2[j] - b.eps1[i] * eps2[j] - b.eps12[i][j] * q)
+                        * inv
+                })
+            }),
+            f: PhantomData,
+        }
     }
 }
 
