@@ -544,3 +544,213 @@ pub fn select_first_for_min<F: Real>(a: F, b: F) -> bool {
 pub fn select_first_for_max<F: Real>(a: F, b: F) -> bool {
     b.is_nan() || a >= b
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lookup by name: the table as data, for array kernels and bindings that choose a rule at run time
+// ---------------------------------------------------------------------------------------------
+
+/// A unary entry of the table, chosen at run time (by name, e.g. from Python).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum UnaryRule {
+    /// [`recip`]
+    Recip,
+    /// [`powi`] with its exponent
+    Powi(i32),
+    /// [`powf`] with its exponent
+    Powf(f64),
+    /// [`sqrt`]
+    Sqrt,
+    /// [`cbrt`]
+    Cbrt,
+    /// [`exp`]
+    Exp,
+    /// [`exp2`]
+    Exp2,
+    /// [`exp_m1`]
+    ExpM1,
+    /// [`ln`]
+    Ln,
+    /// [`log2`]
+    Log2,
+    /// [`log10`]
+    Log10,
+    /// [`ln_1p`]
+    Ln1p,
+    /// [`sin`]
+    Sin,
+    /// [`cos`]
+    Cos,
+    /// [`tan`]
+    Tan,
+    /// [`asin`]
+    Asin,
+    /// [`acos`]
+    Acos,
+    /// [`atan`]
+    Atan,
+    /// [`sinh`]
+    Sinh,
+    /// [`cosh`]
+    Cosh,
+    /// [`tanh`]
+    Tanh,
+    /// [`asinh`]
+    Asinh,
+    /// [`acosh`]
+    Acosh,
+    /// [`atanh`]
+    Atanh,
+    /// [`abs`]
+    Abs,
+    /// [`erf`]
+    Erf,
+    /// [`erfc`]
+    Erfc,
+    /// `floor`, derivative zero
+    Floor,
+    /// `ceil`, derivative zero
+    Ceil,
+    /// `round` (halves away from zero), derivative zero
+    Round,
+    /// `trunc`, derivative zero
+    Trunc,
+    /// `signum`, derivative zero
+    Signum,
+}
+
+impl UnaryRule {
+    /// The names accepted by [`UnaryRule::from_name`] (those of the [`DualNum`] methods).
+    pub const NAMES: [&'static str; 32] = [
+        "recip", "powi", "powf", "sqrt", "cbrt", "exp", "exp2", "exp_m1", "ln", "log2", "log10",
+        "ln_1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
+        "acosh", "atanh", "abs", "erf", "erfc", "floor", "ceil", "round", "trunc", "signum",
+    ];
+
+    /// The entry named `name` (a [`DualNum`] method name); `param` is the exponent of `powi`
+    /// (rounded to an integer) and `powf`, ignored otherwise. `None` for an unknown name.
+    pub fn from_name(name: &str, param: f64) -> Option<Self> {
+        use UnaryRule::*;
+        Some(match name {
+            "recip" => Recip,
+            "powi" => Powi(param as i32),
+            "powf" => Powf(param),
+            "sqrt" => Sqrt,
+            "cbrt" => Cbrt,
+            "exp" => Exp,
+            "exp2" => Exp2,
+            "exp_m1" => ExpM1,
+            "ln" => Ln,
+            "log2" => Log2,
+            "log10" => Log10,
+            "ln_1p" => Ln1p,
+            "sin" => Sin,
+            "cos" => Cos,
+            "tan" => Tan,
+            "asin" => Asin,
+            "acos" => Acos,
+            "atan" => Atan,
+            "sinh" => Sinh,
+            "cosh" => Cosh,
+            "tanh" => Tanh,
+            "asinh" => Asinh,
+            "acosh" => Acosh,
+            "atanh" => Atanh,
+            "abs" => Abs,
+            "erf" => Erf,
+            "erfc" => Erfc,
+            "floor" => Floor,
+            "ceil" => Ceil,
+            "round" => Round,
+            "trunc" => Trunc,
+            "signum" => Signum,
+            _ => return None,
+        })
+    }
+
+    /// Value and first two derivatives at `a`, from the table entry.
+    #[inline]
+    pub fn eval(self, a: f64) -> Unary<f64> {
+        use UnaryRule::*;
+        let constant = |f: f64| Unary {
+            f,
+            d1: 0.0,
+            d2: 0.0,
+        };
+        match self {
+            Recip => recip(a),
+            Powi(n) => powi(a, n),
+            Powf(p) => powf(a, p),
+            Sqrt => sqrt(a),
+            Cbrt => cbrt(a),
+            Exp => exp(a),
+            Exp2 => exp2(a),
+            ExpM1 => exp_m1(a),
+            Ln => ln(a),
+            Log2 => log2(a),
+            Log10 => log10(a),
+            Ln1p => ln_1p(a),
+            Sin => sin(a),
+            Cos => cos(a),
+            Tan => tan(a),
+            Asin => asin(a),
+            Acos => acos(a),
+            Atan => atan(a),
+            Sinh => sinh(a),
+            Cosh => cosh(a),
+            Tanh => tanh(a),
+            Asinh => asinh(a),
+            Acosh => acosh(a),
+            Atanh => atanh(a),
+            Abs => abs(a),
+            Erf => erf(a),
+            Erfc => erfc(a),
+            Floor => constant(a.floor()),
+            Ceil => constant(a.ceil()),
+            Round => constant(a.round()),
+            Trunc => constant(a.trunc()),
+            Signum => constant(a.signum()),
+        }
+    }
+}
+
+/// A binary entry of the table, chosen at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BinaryRule {
+    /// [`pow`]
+    Pow,
+    /// [`atan2`]
+    Atan2,
+    /// [`hypot`]
+    Hypot,
+    /// [`rem`]
+    Rem,
+}
+
+impl BinaryRule {
+    /// The names accepted by [`BinaryRule::from_name`].
+    pub const NAMES: [&'static str; 4] = ["pow", "atan2", "hypot", "rem"];
+
+    /// The entry named `name`; `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "pow" => BinaryRule::Pow,
+            "atan2" => BinaryRule::Atan2,
+            "hypot" => BinaryRule::Hypot,
+            "rem" => BinaryRule::Rem,
+            _ => return None,
+        })
+    }
+
+    /// Value, gradient and Hessian at `(a, b)`, from the table entry.
+    #[inline]
+    pub fn eval(self, a: f64, b: f64) -> Binary<f64> {
+        match self {
+            BinaryRule::Pow => pow(a, b),
+            BinaryRule::Atan2 => atan2(a, b),
+            BinaryRule::Hypot => hypot(a, b),
+            BinaryRule::Rem => rem(a, b),
+        }
+    }
+}

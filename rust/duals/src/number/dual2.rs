@@ -171,7 +171,6 @@ impl<F: Real, T: DualNum<F>, const N: usize> Div for Dual2<T, F, N> {
     /// where the quotient does not, e.g. for `|b|` near 1e±200): `q₁ = (a₁ - q b₁)/b`,
     /// `q₂ = (a₂ - (q₁ b₁ᵀ + b₁ q₁ᵀ) - q b₂)/b`.
     #[inline]
-    #[allow(clippy::suspicious_arithmetic_impl)] // the quotient rule
     fn div(self, b: Self) -> Self {
         let a = self;
         let q = a.re / b.re;
@@ -206,7 +205,7 @@ impl<F: Real, T: DualNum<F>, const N: usize> Add<F> for Dual2<T, F, N> {
     type Output = Self;
     #[inline]
     fn add(mut self, rhs: F) -> Self {
-        self.re = self.re + rhs;
+        self.re += rhs;
         self
     }
 }
@@ -215,7 +214,7 @@ impl<F: Real, T: DualNum<F>, const N: usize> Sub<F> for Dual2<T, F, N> {
     type Output = Self;
     #[inline]
     fn sub(mut self, rhs: F) -> Self {
-        self.re = self.re - rhs;
+        self.re -= rhs;
         self
     }
 }

@@ -198,7 +198,6 @@ impl<F: Real, T: DualNum<F>, const M: usize, const N: usize> Div for HyperDualVe
     /// where the quotient does not, e.g. for `|b|` near 1e±200): `q₁ = (a₁ - q b₁)/b`,
     /// `q₂ = (a₂ - q b₂)/b`, `q₁₂ = (a₁₂ - q₁ b₂ᵀ - b₁ q₂ᵀ - q b₁₂)/b`.
     #[inline]
-    #[allow(clippy::suspicious_arithmetic_impl)] // the quotient rule
     fn div(self, b: Self) -> Self {
         let a = self;
         let q = a.re / b.re;
@@ -238,7 +237,7 @@ impl<F: Real, T: DualNum<F>, const M: usize, const N: usize> Add<F> for HyperDua
     type Output = Self;
     #[inline]
     fn add(mut self, rhs: F) -> Self {
-        self.re = self.re + rhs;
+        self.re += rhs;
         self
     }
 }
@@ -247,7 +246,7 @@ impl<F: Real, T: DualNum<F>, const M: usize, const N: usize> Sub<F> for HyperDua
     type Output = Self;
     #[inline]
     fn sub(mut self, rhs: F) -> Self {
-        self.re = self.re - rhs;
+        self.re -= rhs;
         self
     }
 }
