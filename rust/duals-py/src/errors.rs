@@ -19,7 +19,10 @@ pub fn driver(e: duals::Error) -> PyErr {
 
 /// An unknown rule name.
 pub fn unknown_rule(name: &str, known: &[&str]) -> PyErr {
-    PyValueError::new_err(format!("no derivative rule named {name:?}; known rules: {}", known.join(", ")))
+    PyValueError::new_err(format!(
+        "no derivative rule named {name:?}; known rules: {}",
+        known.join(", ")
+    ))
 }
 
 /// Arrays of different lengths where equal lengths are needed.

@@ -5,7 +5,7 @@
 //! TOOLCHAIN pitfall 6); outputs are Rust vectors handed to NumPy without a copy.
 
 use numpy::ndarray::ArrayD;
-use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use duals::kernels;
@@ -51,6 +51,13 @@ fn binary_rule(name: &str) -> PyResult<BinaryRule> {
     BinaryRule::from_name(name).ok_or_else(|| errors::unknown_rule(name, &BinaryRule::NAMES))
 }
 
+/// A new, uninitialized float64 array of `shape` (NumPy's allocator: large arrays get huge
+/// pages, so fresh results do not fault page by page).
+fn new_array<'py>(py: Python<'py>, shape: &[usize]) -> Arr<'py> {
+    // SAFETY: every element is written by the kernel before the array is returned to Python.
+    unsafe { PyArrayDyn::<f64>::new(py, shape.to_vec(), false) }
+}
+
 /// unary(name, primal, tangent, param=0.0) -> (primal, tangent)
 ///
 /// The fused first-order kernel: `f(primal)` and `f'(primal) * tangent[j]` for every tangent
@@ -67,28 +74,61 @@ fn unary<'py>(
     let rule = unary_rule(name, param)?;
     let (pshape, tshape) = (primal.shape().to_vec(), tangent.shape().to_vec());
     if tshape.len() != pshape.len() + 1 || tshape[1..] != pshape[..] {
-        return Err(errors::shape("unary: tangent must have shape (k, *primal.shape)", &pshape, &tshape));
+        return Err(errors::shape(
+            "unary: tangent must have shape (k, *primal.shape)",
+            &pshape,
+            &tshape,
+        ));
     }
-    let (p, t) = (to_vec(&primal), to_vec(&tangent));
     let k = tshape[0];
-    let (op, ot) = run(py, t.len() + p.len(), || {
-        let mut op = vec![0.0; p.len()];
-        let mut ot = vec![0.0; t.len()];
-        kernels::unary(
-            |a| {
-                let r = rule.eval(a);
-                (r.f, r.d1)
-            },
-            &p,
-            &t,
-            k,
-            &mut op,
-            &mut ot,
-        )
-        .map(|_| (op, ot))
-    })
-    .map_err(errors::kernel)?;
-    Ok((to_array(py, &pshape, op)?, to_array(py, &tshape, ot)?))
+    let (out_p, out_t) = (new_array(py, &pshape), new_array(py, &tshape));
+    {
+        let mut wp = out_p.readwrite();
+        let mut wt = out_t.readwrite();
+        let (op, ot) = (wp.as_slice_mut()?, wt.as_slice_mut()?);
+        let work = op.len() * (k + 1);
+        if work > DETACH_ABOVE {
+            // The GIL is released: read private copies, not memory other threads may write.
+            // The copies live in per-thread scratch reused across calls: fresh multi-megabyte
+            // buffers would cost a page fault per 4 KiB on every call.
+            SCRATCH.with_borrow_mut(|(p, t)| {
+                copy_into(&primal, p);
+                copy_into(&tangent, t);
+                py.detach(|| kernels::unary_rule(rule, p, t, k, op, ot))
+            })
+        } else {
+            match (c_slice(&primal), c_slice(&tangent)) {
+                (Some(p), Some(t)) => kernels::unary_rule(rule, p, t, k, op, ot),
+                _ => kernels::unary_rule(rule, &to_vec(&primal), &to_vec(&tangent), k, op, ot),
+            }
+        }
+        .map_err(errors::kernel)?;
+    }
+    Ok((out_p, out_t))
+}
+
+thread_local! {
+    /// Per-thread scratch for private copies of kernel inputs.
+    static SCRATCH: std::cell::RefCell<(Vec<f64>, Vec<f64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Copy the elements in C order into `buf` (reusing its allocation).
+fn copy_into(a: &PyReadonlyArrayDyn<'_, f64>, buf: &mut Vec<f64>) {
+    buf.clear();
+    match c_slice(a) {
+        Some(s) => buf.extend_from_slice(s),
+        None => buf.extend(a.as_array().iter().copied()),
+    }
+}
+
+/// The elements as a slice when the array is C-contiguous.
+fn c_slice<'a>(a: &'a PyReadonlyArrayDyn<'_, f64>) -> Option<&'a [f64]> {
+    if a.is_c_contiguous() {
+        a.as_slice().ok()
+    } else {
+        None
+    }
 }
 
 /// unary_derivs(name, x, param=0.0) -> (f, d1, d2)
@@ -106,7 +146,11 @@ fn unary_derivs<'py>(
     let shape = x.shape().to_vec();
     let x = to_vec(&x);
     let (f, d1, d2) = run(py, x.len(), || {
-        let (mut f, mut d1, mut d2) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        let (mut f, mut d1, mut d2) = (
+            Vec::with_capacity(x.len()),
+            Vec::with_capacity(x.len()),
+            Vec::with_capacity(x.len()),
+        );
         for &a in &x {
             let r = rule.eval(a);
             f.push(r.f);
@@ -115,7 +159,11 @@ fn unary_derivs<'py>(
         }
         (f, d1, d2)
     });
-    Ok((to_array(py, &shape, f)?, to_array(py, &shape, d1)?, to_array(py, &shape, d2)?))
+    Ok((
+        to_array(py, &shape, f)?,
+        to_array(py, &shape, d1)?,
+        to_array(py, &shape, d2)?,
+    ))
 }
 
 /// binary_derivs(name, a, b) -> (f, da, db, daa, dab, dbb)

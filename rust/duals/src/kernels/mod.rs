@@ -66,7 +66,7 @@ pub use dispatch::{detected_level, Level};
 pub use error::KernelError;
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
-pub use unary::{unary, unary_inplace, unary_inplace_with_level, unary_with_level};
+pub use unary::{unary, unary_inplace, unary_inplace_with_level, unary_rule, unary_with_level};
 
 /// Elements per block in the kernels that stage per-element values (derivatives, partial sums)
 /// on the stack: 2 KiB per buffer, a multiple of every vector width.

@@ -186,3 +186,78 @@ impl<F: Fn(f64) -> (f64, f64)> WithSimd for UnaryInplace<'_, F> {
         }
     }
 }
+
+/// [`unary`] with a rule of the table chosen at run time: the rule is matched once and the
+/// kernel runs monomorphized for it, so the per-element work is the rule's own arithmetic.
+///
+/// ```
+/// use duals::kernels::unary_rule;
+/// use duals::rules::UnaryRule;
+/// let (p, t) = ([0.0, 1.0], [1.0, 1.0]);
+/// let (mut out_p, mut out_t) = ([0.0; 2], [0.0; 2]);
+/// unary_rule(UnaryRule::Exp, &p, &t, 1, &mut out_p, &mut out_t).unwrap();
+/// assert_eq!(out_t, [1.0, 1.0_f64.exp()]);
+/// ```
+///
+/// # Errors
+/// As [`unary`].
+pub fn unary_rule(
+    rule: crate::rules::UnaryRule,
+    p: &[f64],
+    t: &[f64],
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) -> Result<(), KernelError> {
+    use crate::rules::{self as r, UnaryRule as U};
+    macro_rules! go {
+        ($f:expr) => {
+            unary(
+                |a: f64| {
+                    let u = $f(a);
+                    (u.f, u.d1)
+                },
+                p,
+                t,
+                k,
+                out_p,
+                out_t,
+            )
+        };
+    }
+    let zero = |f: f64| (f, 0.0);
+    match rule {
+        U::Recip => go!(r::recip::<f64, f64>),
+        U::Powi(n) => go!(|a| r::powi::<f64, f64>(a, n)),
+        U::Powf(e) => go!(|a| r::powf::<f64, f64>(a, e)),
+        U::Sqrt => go!(r::sqrt::<f64, f64>),
+        U::Cbrt => go!(r::cbrt::<f64, f64>),
+        U::Exp => go!(r::exp::<f64, f64>),
+        U::Exp2 => go!(r::exp2::<f64, f64>),
+        U::ExpM1 => go!(r::exp_m1::<f64, f64>),
+        U::Ln => go!(r::ln::<f64, f64>),
+        U::Log2 => go!(r::log2::<f64, f64>),
+        U::Log10 => go!(r::log10::<f64, f64>),
+        U::Ln1p => go!(r::ln_1p::<f64, f64>),
+        U::Sin => go!(r::sin::<f64, f64>),
+        U::Cos => go!(r::cos::<f64, f64>),
+        U::Tan => go!(r::tan::<f64, f64>),
+        U::Asin => go!(r::asin::<f64, f64>),
+        U::Acos => go!(r::acos::<f64, f64>),
+        U::Atan => go!(r::atan::<f64, f64>),
+        U::Sinh => go!(r::sinh::<f64, f64>),
+        U::Cosh => go!(r::cosh::<f64, f64>),
+        U::Tanh => go!(r::tanh::<f64, f64>),
+        U::Asinh => go!(r::asinh::<f64, f64>),
+        U::Acosh => go!(r::acosh::<f64, f64>),
+        U::Atanh => go!(r::atanh::<f64, f64>),
+        U::Abs => go!(r::abs::<f64, f64>),
+        U::Erf => go!(r::erf::<f64, f64>),
+        U::Erfc => go!(r::erfc::<f64, f64>),
+        U::Floor => unary(|a: f64| zero(a.floor()), p, t, k, out_p, out_t),
+        U::Ceil => unary(|a: f64| zero(a.ceil()), p, t, k, out_p, out_t),
+        U::Round => unary(|a: f64| zero(a.round()), p, t, k, out_p, out_t),
+        U::Trunc => unary(|a: f64| zero(a.trunc()), p, t, k, out_p, out_t),
+        U::Signum => unary(|a: f64| zero(a.signum()), p, t, k, out_p, out_t),
+    }
+}
