@@ -132,7 +132,7 @@ macro_rules! impl_derived_ops {
             type Output = $name<T, $f, $($c),*>;
             #[inline]
             fn div(self, rhs: $name<T, $f, $($c),*>) -> Self::Output {
-                rhs.recip() * self
+                <$name<T, $f, $($c),*> as DualNum<$f>>::from_re(self) / rhs
             }
         }
     };
