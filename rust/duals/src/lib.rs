@@ -2,9 +2,12 @@
 //!
 //! - [`number`]: the number types ([`Dual`], [`HyperDualVec`], [`Dual2`]) and the one trait
 //!   they share, [`DualNum`]; write a function once, generically, and evaluate it on any of them.
+//!   [`DualDyn`] is a dual number whose tangent count is chosen at run time (for bindings).
 //! - [`rules`]: every elementary function once, with its value and derivatives.
 //! - [`drivers`]: [`derivative`], [`gradient`], [`jacobian`], [`jvp`], [`hessian`], [`hvp`].
 //! - [`kernels`]: struct-of-arrays SIMD kernels for arrays of duals, with run-time dispatch.
+//! - [`tape`]: recorded programs ([`Tape`], built by a [`TapeBuilder`]), evaluated on every
+//!   number type through the same drivers, in batches, with sparse Jacobians, as bytes.
 //!
 //! ```
 //! use duals::{Config, DualNum, ScalarFunction, VectorFunction};
@@ -43,6 +46,7 @@ pub mod drivers;
 pub mod kernels;
 pub mod number;
 pub mod rules;
+pub mod tape;
 
 pub use drivers::{
     derivative, gradient, gradient_into, hessian, hessian_into, hvp, hvp_into, jacobian,
@@ -51,6 +55,7 @@ pub use drivers::{
     Error, HessianMethod, Matrix, ScalarFunction, VectorFunction, CHUNK_WIDTHS,
 };
 pub use number::{
-    Dual, Dual2, Dual2_64, Dual32, Dual64, DualNum, DualVec32, DualVec64, HyperDual, HyperDual64,
-    HyperDualVec, HyperDualVec64, Real,
+    Dual, Dual2, Dual2_64, Dual32, Dual64, DualDyn, DualNum, DualVec32, DualVec64, HyperDual,
+    HyperDual64, HyperDualVec, HyperDualVec64, Real, TangentMismatch,
 };
+pub use tape::{Tape, TapeBuilder, TapeError};

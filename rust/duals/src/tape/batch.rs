@@ -1,0 +1,385 @@
+//! Batch forms: one tape at many points, each instruction applied to a column of points.
+//!
+//! Points are processed in blocks whose columns (one per register) fit in about 256 KiB, at
+//! most 1024 points, so memory stays bounded for any number of points; each call allocates
+//! one block buffer. Within a block every instruction is one loop over the block:
+//!
+//! - [`Tape::value_batch`], [`Tape::guards_batch`] and [`Tape::second_derivative_batch`] run
+//!   the generic evaluator with a column per register ([`Cols`]) on `f64` and
+//!   [`HyperDual64`]: the same arithmetic as one point at a time, so the results are
+//!   bit-identical to [`Tape::value`] and the [`second_derivative`](crate::second_derivative)
+//!   of the tape; plain `f64` columns vectorize.
+//! - [`Tape::derivative_batch`] keeps a primal and a tangent column per register and applies
+//!   the array kernels of [`crate::kernels`] (one tangent row, SIMD with run-time dispatch):
+//!   the values are those of one point at a time, the derivatives may differ in the last bit
+//!   where a kernel fuses a multiply-add.
+//! - [`Tape::jacobian_batch`] calls the chunked Jacobian driver once per point.
+
+use crate::drivers::{jacobian_into, Config};
+use crate::kernels::{self, Operand};
+use crate::number::{DualNum, HyperDual64};
+use crate::rules::{select_first_for_max, select_first_for_min};
+
+use super::eval::{check_len, run, split_cols, Cols};
+use super::plan::Step;
+use super::{Op, Tape, TapeError};
+
+/// Bytes of register columns per block.
+const BLOCK_BYTES: usize = 256 * 1024;
+/// Most points per block.
+const MAX_BLOCK: usize = 1024;
+
+/// Points per block for `n_regs` registers of `elem` bytes: a multiple of 8 in `8 ..= 1024`.
+fn block_len(n_regs: usize, elem: usize) -> usize {
+    let w = BLOCK_BYTES / (n_regs.max(1) * elem.max(1));
+    w.clamp(8, MAX_BLOCK) / 8 * 8
+}
+
+impl Tape {
+    /// The number of points in a batch of `len` values.
+    fn batch_len(&self, len: usize) -> Result<usize, TapeError> {
+        let n = self.n_inputs;
+        if n == 0 || !len.is_multiple_of(n) {
+            return Err(TapeError::BatchShape {
+                n_inputs: n,
+                found: len,
+            });
+        }
+        Ok(len / n)
+    }
+
+    /// `out` must hold `b` rows of `m`.
+    fn check_rows(&self, argument: &'static str, b: usize, len: usize) -> Result<(), TapeError> {
+        let expected = b
+            .checked_mul(self.outputs.len())
+            .ok_or_else(|| TapeError::TooLarge {
+                what: format!("a batch of {b} points"),
+            })?;
+        check_len(argument, expected, len)
+    }
+
+    fn check_elementwise(&self, call: &'static str) -> Result<(), TapeError> {
+        if self.n_inputs == 1 && self.outputs.len() == 1 {
+            Ok(())
+        } else {
+            Err(TapeError::NotElementwise {
+                call,
+                inputs: self.n_inputs,
+                outputs: self.outputs.len(),
+            })
+        }
+    }
+
+    /// Runs `steps` over blocks of the `b` points of `x` (row-major `b × n`) on columns of `D`
+    /// made by `seed`, and calls `emit(columns, stride, first point, points)` after each block.
+    fn run_blocks<D: DualNum<f64>>(
+        &self,
+        x: &[f64],
+        b: usize,
+        steps: &[Step],
+        seed: impl Fn(f64) -> D,
+        mut emit: impl FnMut(&[D], usize, usize, usize),
+    ) {
+        let (n, regs) = (self.n_inputs, self.plan.n_regs);
+        let w = block_len(regs, core::mem::size_of::<D>());
+        let mut data = vec![D::zero(); regs * w];
+        for (i, &c) in self.consts.iter().enumerate() {
+            data[(n + i) * w..(n + i + 1) * w].fill(D::from_re(c));
+        }
+        for start in (0..b).step_by(w) {
+            let len = w.min(b - start);
+            for (k, point) in x[start * n..(start + len) * n].chunks_exact(n).enumerate() {
+                for (j, &v) in point.iter().enumerate() {
+                    data[j * w + k] = seed(v);
+                }
+            }
+            run(
+                steps,
+                &mut Cols {
+                    data: &mut data,
+                    stride: w,
+                    len,
+                },
+            );
+            emit(&data, w, start, len);
+        }
+    }
+
+    /// `f` at `B` points: `x` is row-major `B × n`, `out` row-major `B × m`. Bit-identical to
+    /// [`value`](Self::value) at each point.
+    ///
+    /// # Errors
+    /// [`TapeError::BatchShape`] if `x.len()` is not a multiple of `n` (or `n = 0`),
+    /// [`TapeError::Length`] if `out.len() != B m`.
+    pub fn value_batch(&self, x: &[f64], out: &mut [f64]) -> Result<(), TapeError> {
+        let b = self.batch_len(x.len())?;
+        self.check_rows("out", b, out.len())?;
+        let m = self.outputs.len();
+        let outs = &self.plan.outputs;
+        self.run_blocks(
+            x,
+            b,
+            &self.plan.steps[..self.n_main],
+            |v| v,
+            |data, w, start, len| {
+                for (i, &r) in outs.iter().enumerate() {
+                    let col = &data[r as usize * w..][..len];
+                    for (k, &v) in col.iter().enumerate() {
+                        out[(start + k) * m + i] = v;
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether the guards hold at each of `B` points (`x` row-major `B × n`, `holds` length
+    /// `B`): [`guards_hold`](Self::guards_hold) for a batch, to split it among traced branches.
+    ///
+    /// # Errors
+    /// [`TapeError::BatchShape`], [`TapeError::Length`].
+    pub fn guards_batch(&self, x: &[f64], holds: &mut [bool]) -> Result<(), TapeError> {
+        let b = self.batch_len(x.len())?;
+        check_len("holds", b, holds.len())?;
+        if self.guards.is_empty() {
+            holds.fill(true);
+            return Ok(());
+        }
+        let guards = &self.plan.guards;
+        self.run_blocks(
+            x,
+            b,
+            &self.plan.steps,
+            |v| v,
+            |data, w, start, len| {
+                for (k, h) in holds[start..start + len].iter_mut().enumerate() {
+                    *h = guards.iter().all(|g| {
+                        let c = g.compare;
+                        let (a, b) = (data[c.a.index() * w + k], data[c.b.index() * w + k]);
+                        c.op.eval(a, b) == g.expected
+                    });
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// `f(x)` and `f'(x)` at each of `B` points for an elementwise function traced at a scalar
+    /// (`n = m = 1`): all three slices have length `B`. Each instruction is one call of the SIMD
+    /// array kernels of [`crate::kernels`] with one tangent row over a block of points. The
+    /// values equal those of one point at a time on [`Dual64`](crate::Dual64); the derivatives
+    /// may differ from them in the last bit where a kernel fuses a multiply-add.
+    ///
+    /// # Errors
+    /// [`TapeError::NotElementwise`] unless `n = m = 1`, [`TapeError::Length`].
+    pub fn derivative_batch(
+        &self,
+        x: &[f64],
+        out_value: &mut [f64],
+        out_derivative: &mut [f64],
+    ) -> Result<(), TapeError> {
+        self.check_elementwise("derivative_batch")?;
+        let b = x.len();
+        check_len("out_value", b, out_value.len())?;
+        check_len("out_derivative", b, out_derivative.len())?;
+        let (n, regs) = (self.n_inputs, self.plan.n_regs);
+        let w = block_len(regs, 16);
+        let (mut p, mut t) = (vec![0.0; regs * w], vec![0.0; regs * w]);
+        for (i, &c) in self.consts.iter().enumerate() {
+            p[(n + i) * w..(n + i + 1) * w].fill(c);
+        }
+        let out = self.plan.outputs[0] as usize;
+        for start in (0..b).step_by(w) {
+            let len = w.min(b - start);
+            p[..len].copy_from_slice(&x[start..start + len]);
+            t[..len].fill(1.0);
+            for step in &self.plan.steps[..self.n_main] {
+                self.kernel_step(step, &mut p, &mut t, w, len)?;
+            }
+            out_value[start..start + len].copy_from_slice(&p[out * w..][..len]);
+            out_derivative[start..start + len].copy_from_slice(&t[out * w..][..len]);
+        }
+        Ok(())
+    }
+
+    /// One instruction on a block of primal and tangent columns, through the array kernels.
+    fn kernel_step(
+        &self,
+        step: &Step,
+        p: &mut [f64],
+        t: &mut [f64],
+        w: usize,
+        len: usize,
+    ) -> Result<(), TapeError> {
+        let (n, c) = (self.n_inputs, self.consts.len());
+        // The operands, padded with the first (every instruction has one).
+        let mut srcs = [u32::MAX; 4];
+        let mut k = 0;
+        step.op.for_each_operand(|v| {
+            srcs[k] = v.0;
+            k += 1;
+        });
+        let first = srcs[0];
+        srcs.iter_mut().skip(k).for_each(|s| *s = first);
+        let aliased = || TapeError::Corrupt {
+            reason: "the register plan reads its destination".to_string(),
+        };
+        let (out_p, sp) = split_cols(p, w, len, step.dst, srcs).ok_or_else(aliased)?;
+        let (out_t, st) = split_cols(t, w, len, step.dst, srcs).ok_or_else(aliased)?;
+        // Operand `i`: a constant register is a broadcast constant without a tangent.
+        let opnd = |i: usize| {
+            let r = srcs[i] as usize;
+            if (n..n + c).contains(&r) {
+                Operand::ScalarConst(self.consts[r - n])
+            } else {
+                Operand::Array {
+                    primal: sp[i],
+                    tangent: st[i],
+                }
+            }
+        };
+        let konst = Operand::ScalarConst;
+        match step.op {
+            Op::Add(..) => kernels::add(opnd(0), opnd(1), 1, out_p, out_t)?,
+            Op::Sub(..) => kernels::sub(opnd(0), opnd(1), 1, out_p, out_t)?,
+            Op::Mul(..) => kernels::mul(opnd(0), opnd(1), 1, out_p, out_t)?,
+            Op::Div(..) => kernels::div(opnd(0), opnd(1), 1, out_p, out_t)?,
+            Op::AddConst(_, v) => kernels::add(opnd(0), konst(v), 1, out_p, out_t)?,
+            Op::ConstSub(v, _) => kernels::sub(konst(v), opnd(0), 1, out_p, out_t)?,
+            Op::MulConst(_, v) => kernels::mul(opnd(0), konst(v), 1, out_p, out_t)?,
+            Op::DivConst(_, v) => kernels::div(opnd(0), konst(v), 1, out_p, out_t)?,
+            Op::ConstDiv(v, _) => kernels::div(konst(v), opnd(0), 1, out_p, out_t)?,
+            Op::Unary(rule, _) => kernels::unary(
+                |a| {
+                    let u = rule.eval(a);
+                    (u.f, u.d1)
+                },
+                sp[0],
+                st[0],
+                1,
+                out_p,
+                out_t,
+            )?,
+            Op::Binary(rule, ..) => kernels::binary(
+                |a, b| {
+                    let r = rule.eval(a, b);
+                    (r.f, r.da, r.db)
+                },
+                opnd(0),
+                opnd(1),
+                1,
+                out_p,
+                out_t,
+            )?,
+            Op::Neg(_) => {
+                for (o, &a) in out_p.iter_mut().zip(sp[0]) {
+                    *o = -a;
+                }
+                for (o, &a) in out_t.iter_mut().zip(st[0]) {
+                    *o = -a;
+                }
+            }
+            Op::Min(..) | Op::Max(..) | Op::Select { .. } => {
+                let pick: &dyn Fn(f64, f64) -> bool = match step.op {
+                    Op::Min(..) => &select_first_for_min::<f64>,
+                    Op::Max(..) => &select_first_for_max::<f64>,
+                    Op::Select { compare, .. } => &move |a, b| compare.op.eval(a, b),
+                    _ => &|_, _| true,
+                };
+                // Min/max choose between their operands, a select between its last two.
+                let (i, j) = if matches!(step.op, Op::Select { .. }) {
+                    (2, 3)
+                } else {
+                    (0, 1)
+                };
+                let cond = sp[0].iter().zip(sp[1]);
+                for (k, ((op, ot), (&a, &b))) in out_p.iter_mut().zip(out_t).zip(cond).enumerate() {
+                    let s = if pick(a, b) { i } else { j };
+                    (*op, *ot) = (sp[s][k], st[s][k]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `f(x)`, `f'(x)` and `f''(x)` at each of `B` points for an elementwise function traced at
+    /// a scalar (`n = m = 1`); all four slices have length `B`. Bit-identical to
+    /// [`value_and_second_derivative`](crate::value_and_second_derivative) of the tape at each
+    /// point.
+    ///
+    /// # Errors
+    /// [`TapeError::NotElementwise`] unless `n = m = 1`, [`TapeError::Length`].
+    pub fn second_derivative_batch(
+        &self,
+        x: &[f64],
+        out_value: &mut [f64],
+        out_first: &mut [f64],
+        out_second: &mut [f64],
+    ) -> Result<(), TapeError> {
+        self.check_elementwise("second_derivative_batch")?;
+        let b = x.len();
+        check_len("out_value", b, out_value.len())?;
+        check_len("out_first", b, out_first.len())?;
+        check_len("out_second", b, out_second.len())?;
+        let out = self.plan.outputs[0] as usize;
+        self.run_blocks(
+            x,
+            b,
+            &self.plan.steps[..self.n_main],
+            HyperDual64::variable,
+            |data, w, start, len| {
+                let col = &data[out * w..][..len];
+                for (k, y) in col.iter().enumerate() {
+                    out_value[start + k] = y.re;
+                    out_first[start + k] = y.eps1[0];
+                    out_second[start + k] = y.eps12[0][0];
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// `f` and the Jacobian at each of `B` points: `x` row-major `B × n`, `out_value`
+    /// `B × m`, `out_jac` `B × m × n` (point, row, column). One call of the chunked
+    /// [`crate::jacobian_into`] driver per point (no SIMD across points).
+    ///
+    /// # Errors
+    /// [`TapeError::BatchShape`], [`TapeError::Length`], or a driver error.
+    pub fn jacobian_batch(
+        &self,
+        x: &[f64],
+        out_value: &mut [f64],
+        out_jac: &mut [f64],
+        cfg: &mut Config<f64>,
+    ) -> Result<(), TapeError> {
+        let (n, m) = (self.n_inputs, self.outputs.len());
+        let b = self.batch_len(x.len())?;
+        self.check_rows("out_value", b, out_value.len())?;
+        let per = m * n;
+        check_len("out_jac", b.saturating_mul(per), out_jac.len())?;
+        if m == 0 {
+            return Ok(());
+        }
+        for ((xi, vi), ji) in x
+            .chunks_exact(n)
+            .zip(out_value.chunks_exact_mut(m))
+            .zip(out_jac.chunks_mut(per.max(1)))
+        {
+            jacobian_into(self, xi, vi, &mut ji[..per], cfg)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_bounded() {
+        assert_eq!(block_len(3, 8), 1024);
+        assert_eq!(block_len(1_000_000, 32), 8);
+        let w = block_len(100, 16);
+        assert!(w.is_multiple_of(8) && w * 100 * 16 <= BLOCK_BYTES);
+    }
+}
