@@ -34,6 +34,7 @@ use num_dual::Gradients;
 struct Rosenbrock;
 
 impl ScalarFunction<f64> for Rosenbrock {
+    #[inline(always)] // lets the SIMD dispatch of the drivers compile it for AVX2/AVX-512
     fn eval<D: DualNum<f64>>(&self, x: &[D]) -> D {
         let mut s = D::zero();
         for i in 0..x.len().saturating_sub(1) {
@@ -66,6 +67,7 @@ const Y_ROBERTSON: [f64; 3] = [1.0, 2e-5, 1e-2];
 struct Robertson;
 
 impl VectorFunction<f64> for Robertson {
+    #[inline(always)]
     fn eval<D: DualNum<f64>>(&self, y: &[D], dy: &mut [D]) {
         dy[0] = y[0] * -K1 + y[1] * y[2] * K3;
         dy[1] = y[0] * K1 - y[1] * y[2] * K3 - y[1] * y[1] * K2;

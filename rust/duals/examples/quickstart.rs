@@ -7,6 +7,7 @@ use duals::{Config, DualNum, ScalarFunction, VectorFunction};
 struct Rosenbrock;
 
 impl ScalarFunction<f64> for Rosenbrock {
+    #[inline(always)]
     fn eval<D: DualNum<f64>>(&self, x: &[D]) -> D {
         x.windows(2)
             .map(|w| (-w[0] + 1.0).powi(2) + (w[1] - w[0] * w[0]).powi(2) * 100.0)
@@ -22,6 +23,7 @@ struct Robertson {
 }
 
 impl VectorFunction<f64> for Robertson {
+    #[inline(always)]
     fn eval<D: DualNum<f64>>(&self, y: &[D], dy: &mut [D]) {
         dy[0] = y[0] * -self.k1 + y[1] * y[2] * self.k3;
         dy[1] = y[0] * self.k1 - y[1] * y[2] * self.k3 - y[1] * y[1] * self.k2;

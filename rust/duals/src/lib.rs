@@ -15,6 +15,7 @@
 //! /// f(x) = Σ (1 - xᵢ)² + 100 (xᵢ₊₁ - xᵢ²)²
 //! struct Rosenbrock;
 //! impl ScalarFunction<f64> for Rosenbrock {
+//!     #[inline(always)]
 //!     fn eval<D: DualNum<f64>>(&self, x: &[D]) -> D {
 //!         x.windows(2)
 //!             .map(|w| (-w[0] + 1.0).powi(2) + (w[1] - w[0] * w[0]).powi(2) * 100.0)
@@ -25,6 +26,7 @@
 //! /// Polar to Cartesian: (r, θ) ↦ (r cos θ, r sin θ)
 //! struct Polar;
 //! impl VectorFunction<f64> for Polar {
+//!     #[inline(always)]
 //!     fn eval<D: DualNum<f64>>(&self, x: &[D], y: &mut [D]) {
 //!         y[0] = x[0] * x[1].cos();
 //!         y[1] = x[0] * x[1].sin();

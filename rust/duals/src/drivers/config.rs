@@ -11,7 +11,7 @@ pub const CHUNK_WIDTHS: [usize; 5] = [1, 2, 4, 8, 16];
 /// How many tangents to carry per pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Chunk {
-    /// Chosen from the input length: the smallest width that covers `n` up to 8, else 8.
+    /// Chosen from the input length: the smallest width that covers `n`, up to 16.
     #[default]
     Auto,
     /// A fixed width, one of [`CHUNK_WIDTHS`].
@@ -21,7 +21,7 @@ pub enum Chunk {
 /// How [`hessian`](crate::hessian) seeds second-order numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HessianMethod {
-    /// `Dual2` in one pass for `n ≤ 8`, hyper-dual blocks above.
+    /// `Dual2` in one pass for `n ≤ 4`, hyper-dual blocks above.
     #[default]
     Auto,
     /// One pass of [`Dual2`](crate::Dual2) (primal, gradient, Hessian together); `n ≤ 8`.
@@ -69,6 +69,8 @@ impl<D: Copy> Buffers<D> {
 /// let cfg = Config::<f64>::new().with_chunk(Chunk::Width(4));
 /// assert_eq!(cfg.width_for(10).unwrap(), 4);
 /// assert_eq!(Config::<f64>::new().width_for(3).unwrap(), 4);
+/// assert_eq!(Config::<f64>::new().width_for(1000).unwrap(), 16);
+/// assert_eq!(Config::<f64>::new().width_for(1000).unwrap(), 16);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config<F: Real> {
@@ -120,12 +122,7 @@ impl<F: Real> Config<F> {
     /// The chunk width used for `n` inputs.
     pub fn width_for(&self, n: usize) -> Result<usize, Error> {
         match self.chunk {
-            Chunk::Auto => Ok(CHUNK_WIDTHS
-                .iter()
-                .copied()
-                .find(|&w| w >= n)
-                .unwrap_or(8)
-                .min(8)),
+            Chunk::Auto => Ok(CHUNK_WIDTHS.iter().copied().find(|&w| w >= n).unwrap_or(16)),
             Chunk::Width(w) if CHUNK_WIDTHS.contains(&w) => Ok(w),
             Chunk::Width(w) => Err(Error::InvalidChunk { requested: w }),
         }
@@ -153,11 +150,30 @@ impl<F: Real> Default for Config<F> {
     }
 }
 
-/// Run `op` with the best instruction set this CPU has (AVX-512, AVX2+FMA or baseline), so that
-/// the tangent arithmetic inlined into it is compiled for that set.
-#[inline(always)]
-pub(crate) fn dispatch<R>(op: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(op)
+/// A driver's passes over the user's function, as a value, so that [`dispatch`] can run them
+/// compiled for the CPU's SIMD level. Implementations mark `run` `#[inline(always)]`: the pass
+/// loop, and the user's `eval` where it inlines into it (small functions, or `eval` marked
+/// `#[inline(always)]`), are then compiled with AVX2+FMA or AVX-512 enabled. (A closure would not
+/// do: pulp calls it out of line, compiled for the baseline CPU.)
+pub(crate) trait Passes {
+    type Output;
+    fn run(self) -> Self::Output;
+}
+
+struct Dispatch<P>(P);
+
+impl<P: Passes> pulp::WithSimd for Dispatch<P> {
+    type Output = P::Output;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> P::Output {
+        self.0.run()
+    }
+}
+
+/// Run `passes` with the best instruction set this CPU has (AVX-512, AVX2+FMA or baseline).
+#[inline]
+pub(crate) fn dispatch<P: Passes>(passes: P) -> P::Output {
+    pulp::Arch::new().dispatch(Dispatch(passes))
 }
 
 /// Reserve a result of `rows × cols`, or say it is too large.

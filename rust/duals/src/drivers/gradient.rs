@@ -2,7 +2,7 @@
 
 use crate::number::{Dual, Real};
 
-use super::config::{check_len, dispatch, seed, with_width, Buffers};
+use super::config::{check_len, dispatch, seed, with_width, Buffers, Passes};
 use super::{Config, Error, ScalarFunction};
 
 /// `∇f(x)`, exact, in `⌈n/N⌉` evaluations of `f` on `Dual<f64, N>` (`N` from `cfg`).
@@ -57,8 +57,21 @@ fn run<F: Real, G: ScalarFunction<F>, const N: usize>(
     buf: &mut Buffers<Dual<F, F, N>>,
 ) -> F {
     buf.load(x, 0, Dual::constant);
-    dispatch(|| {
-        let n = x.len();
+    dispatch(GradientPasses { f, grad, buf })
+}
+
+struct GradientPasses<'a, F: Real, G, const N: usize> {
+    f: &'a G,
+    grad: &'a mut [F],
+    buf: &'a mut Buffers<Dual<F, F, N>>,
+}
+
+impl<F: Real, G: ScalarFunction<F>, const N: usize> Passes for GradientPasses<'_, F, G, N> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        let Self { f, grad, buf } = self;
+        let n = buf.x.len();
         if n == 0 {
             return f.eval(&buf.x).re;
         }
@@ -72,5 +85,5 @@ fn run<F: Real, G: ScalarFunction<F>, const N: usize>(
             grad[start..end].copy_from_slice(&y.eps[..end - start]);
         }
         value
-    })
+    }
 }

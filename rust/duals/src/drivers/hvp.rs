@@ -2,7 +2,7 @@
 
 use crate::number::{HyperDualVec, Real};
 
-use super::config::{check_len, dispatch};
+use super::config::{check_len, dispatch, Passes};
 use super::{Config, Error, ScalarFunction};
 
 /// `∇²f(x) v`, exact, without forming the Hessian: `f` is evaluated on hyper-dual numbers with
@@ -52,7 +52,6 @@ pub fn hvp_into<F: Real, G: ScalarFunction<F>>(
 }
 
 fn run<F: Real, G: ScalarFunction<F>, const N: usize>(f: &G, x: &[F], v: &[F], out: &mut [F]) {
-    let n = x.len();
     let mut xs: Vec<HyperDualVec<F, F, 1, N>> = x
         .iter()
         .zip(v)
@@ -62,17 +61,35 @@ fn run<F: Real, G: ScalarFunction<F>, const N: usize>(f: &G, x: &[F], v: &[F], o
             d
         })
         .collect();
-    dispatch(|| {
+    dispatch(HvpPasses {
+        f,
+        xs: &mut xs,
+        out,
+    })
+}
+
+struct HvpPasses<'a, F: Real, G, const N: usize> {
+    f: &'a G,
+    xs: &'a mut [HyperDualVec<F, F, 1, N>],
+    out: &'a mut [F],
+}
+
+impl<F: Real, G: ScalarFunction<F>, const N: usize> Passes for HvpPasses<'_, F, G, N> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self { f, xs, out } = self;
+        let n = xs.len();
         for start in (0..n).step_by(N) {
             let end = (start + N).min(n);
             for (k, xk) in xs[start..end].iter_mut().enumerate() {
                 xk.eps2[k] = F::from_f64(1.0);
             }
-            let y = f.eval(&xs);
+            let y = f.eval(xs);
             for (k, xk) in xs[start..end].iter_mut().enumerate() {
                 xk.eps2[k] = F::from_f64(0.0);
             }
             out[start..end].copy_from_slice(&y.eps12[0][..end - start]);
         }
-    })
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::number::{Dual, DualNum, Real};
 
-use super::config::{alloc_result, check_len, dispatch, seed, with_width, Buffers};
+use super::config::{alloc_result, check_len, dispatch, seed, with_width, Buffers, Passes};
 use super::{Config, Error, Matrix, VectorFunction};
 
 /// The Jacobian `J[(i, j)] = ∂fᵢ/∂xⱼ` (`m × n`), exact, in `⌈n/N⌉` evaluations of `f` on
@@ -67,13 +67,23 @@ fn run<F: Real, G: VectorFunction<F>, const N: usize>(
     jac: &mut [F],
     buf: &mut Buffers<Dual<F, F, N>>,
 ) {
-    let (n, m) = (x.len(), value.len());
-    buf.load(x, m, Dual::constant);
-    dispatch(|| {
-        let pass = |buf: &mut Buffers<Dual<F, F, N>>| {
-            buf.y.iter_mut().for_each(|y| *y = Dual::zero());
-            f.eval(&buf.x, &mut buf.y);
-        };
+    buf.load(x, value.len(), Dual::constant);
+    dispatch(JacobianPasses { f, value, jac, buf })
+}
+
+struct JacobianPasses<'a, F: Real, G, const N: usize> {
+    f: &'a G,
+    value: &'a mut [F],
+    jac: &'a mut [F],
+    buf: &'a mut Buffers<Dual<F, F, N>>,
+}
+
+impl<F: Real, G: VectorFunction<F>, const N: usize> Passes for JacobianPasses<'_, F, G, N> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self { f, value, jac, buf } = self;
+        let (n, m) = (buf.x.len(), value.len());
         if n == 0 {
             let mut y = vec![Dual::zero(); m];
             f.eval(&buf.x, &mut y);
@@ -83,12 +93,13 @@ fn run<F: Real, G: VectorFunction<F>, const N: usize>(
         for start in (0..n).step_by(N) {
             let end = (start + N).min(n);
             seed(&mut buf.x, start, true);
-            pass(buf);
+            buf.y.iter_mut().for_each(|y| *y = Dual::zero());
+            f.eval(&buf.x, &mut buf.y);
             seed(&mut buf.x, start, false);
             for (i, y) in buf.y.iter().enumerate() {
                 value[i] = y.re;
                 jac[i * n + start..i * n + end].copy_from_slice(&y.eps[..end - start]);
             }
         }
-    })
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::number::{Dual, DualNum, Real};
 
-use super::config::{check_len, dispatch};
+use super::config::{check_len, dispatch, Buffers, Passes};
 use super::{Config, Error, VectorFunction};
 
 /// `(f(x), J v)` in one evaluation of `f` on `Dual<f64, 1>` seeded with `v`.
@@ -52,10 +52,23 @@ pub fn jvp_into<F: Real, G: VectorFunction<F>>(
         .extend(x.iter().zip(v).map(|(&xi, &vi)| Dual::new(xi, [vi])));
     buf.y.clear();
     buf.y.resize(m, Dual::zero());
-    dispatch(|| f.eval(&buf.x, &mut buf.y));
+    dispatch(JvpPass { f, buf });
     for (i, y) in buf.y.iter().enumerate() {
         value[i] = y.re;
         jv[i] = y.eps[0];
     }
     Ok(())
+}
+
+struct JvpPass<'a, F: Real, G> {
+    f: &'a G,
+    buf: &'a mut Buffers<Dual<F, F, 1>>,
+}
+
+impl<F: Real, G: VectorFunction<F>> Passes for JvpPass<'_, F, G> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.f.eval(&self.buf.x, &mut self.buf.y);
+    }
 }

@@ -19,6 +19,15 @@
 //! `N` is the chunk width, chosen from `n` or set in a [`Config`]; a config also holds the work
 //! buffers, so repeated calls with one config do not allocate (except for the returned result;
 //! the `_into` forms write into a given buffer and do not allocate at all).
+//!
+//! # SIMD
+//!
+//! The passes over `f` run under run-time CPU dispatch (AVX-512, AVX2+FMA or the baseline), so
+//! the tangent arithmetic of `Dual<f64, N>` is compiled for the widest vectors the CPU has —
+//! where `f`'s `eval` is inlined into the pass. Mark `eval` `#[inline(always)]` to make sure it
+//! is: on the extended Rosenbrock gradient at n = 1000 (chunk 16) that halves the time
+//! (532 µs → 261 µs on an AVX-512 machine). Without it `eval` is compiled for the baseline
+//! x86-64 CPU (SSE2), unless the whole program is built with `-C target-cpu=...`.
 
 mod config;
 mod derivative;
@@ -51,6 +60,7 @@ use crate::number::{DualNum, Real};
 /// /// The extended Rosenbrock function.
 /// struct Rosenbrock;
 /// impl ScalarFunction<f64> for Rosenbrock {
+///     #[inline(always)]
 ///     fn eval<D: DualNum<f64>>(&self, x: &[D]) -> D {
 ///         x.windows(2)
 ///             .map(|w| (w[1] - w[0] * w[0]).powi(2) * 100.0 + (-w[0] + 1.0).powi(2))
@@ -73,6 +83,7 @@ pub trait ScalarFunction<F: Real> {
 /// /// The Robertson chemical kinetics right-hand side.
 /// struct Robertson { k1: f64, k2: f64, k3: f64 }
 /// impl VectorFunction<f64> for Robertson {
+///     #[inline(always)]
 ///     fn eval<D: DualNum<f64>>(&self, y: &[D], dy: &mut [D]) {
 ///         dy[0] = y[0] * -self.k1 + y[1] * y[2] * self.k3;
 ///         dy[1] = y[0] * self.k1 - y[1] * y[2] * self.k3 - y[1] * y[1] * self.k2;

@@ -19,11 +19,13 @@ use crate::rules::{self, Binary, Unary};
 
 mod dual;
 mod dual2;
+mod dual_dyn;
 mod hyperdual;
 mod ops;
 
 pub use dual::{Dual, Dual32, Dual64, DualVec32, DualVec64};
 pub use dual2::{Dual2, Dual2_64};
+pub use dual_dyn::{DualDyn, TangentMismatch};
 pub use hyperdual::{HyperDual, HyperDual64, HyperDualVec, HyperDualVec64};
 
 /// The real types the engine computes with: `f32` and `f64`.
