@@ -63,7 +63,7 @@ def load(root: Path) -> dict[str, dict[str, dict]]:
         best = None
         try:
             sample = json.loads(est_path.with_name("sample.json").read_text())
-            best = min(t / i for t, i in zip(sample["times"], sample["iters"]) if i)
+            best = min(t / i for t, i in zip(sample["times"], sample["iters"], strict=True) if i)
         except (OSError, json.JSONDecodeError, KeyError, ValueError):
             pass
         groups.setdefault(group, {})[name] = {
@@ -186,7 +186,8 @@ def machine() -> list[str]:
                 flags = set(value.split())
     except OSError:
         pass
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl") if f in flags]
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl")
+    simd = [f for f in wanted if f in flags]
     return [
         f"Machine (running this script): {model}, {os.cpu_count()} logical CPUs, "
         f"SIMD: {' '.join(simd) or 'unknown'}.",

@@ -466,10 +466,21 @@ def test_native_stub_matches_the_compiled_module():
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
     }
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     names = {"__version__"} | {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     native = {n for n in dir(_native) if not n.startswith("_") or n == "__version__"}
-    assert native == set(stub) | names
+    assert native == set(stub) | names | set(classes)
     for name, params in stub.items():
         sig = inspect.signature(getattr(_native, name))
         assert list(sig.parameters) == params, name
+    for name, node in classes.items():
+        cls = getattr(_native, name)
+        for member in node.body:
+            if isinstance(member, ast.FunctionDef):
+                assert hasattr(cls, member.name), f"{name}.{member.name}"
+            elif isinstance(member, ast.AnnAssign):
+                assert hasattr(cls, member.target.id), f"{name}.{member.target.id}"
+        public = {n for n in vars(cls) if not n.startswith("_")}
+        listed = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+        assert public <= listed, f"{name}: not in the stub: {sorted(public - listed)}"
     assert os.path.exists(os.path.join(os.path.dirname(duals.__file__), "py.typed"))

@@ -18,6 +18,7 @@ times a zero direction) does not warn where the values alone would not.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -25,7 +26,8 @@ import os
 import numpy as np
 
 from ._collect import collect
-from ._core import Seed, _DualBase, _make
+from ._core import DualArray, Seed, _DualBase, _make, _new_array
+from ._native import _eye, _jacobian_rows
 
 __all__ = [
     "derivative",
@@ -58,8 +60,13 @@ _SMALL_BYTES = 1 << 26
 # ------------------------------------------------------------------------------------------------
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _input(x, what: str = "x") -> np.ndarray:
     """``x`` as a new float64 array (lists, ints and bools promoted)."""
+    if type(x) is np.ndarray and x.dtype is _F64:
+        return np.array(x)
     if isinstance(x, _DualBase):
         raise TypeError(
             f"{what} is already a dual number: nested differentiation (a derivative of a "
@@ -84,7 +91,7 @@ def _args(args) -> tuple:
 
 def _chunk(chunk, n: int, default: int) -> int:
     if chunk is None:
-        return max(1, min(n, default))
+        return default if 1 <= default <= n else max(1, min(n, default))
     if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral):
         raise TypeError(f"chunk must be a positive integer or None; got {chunk!r}")
     if chunk < 1:
@@ -94,6 +101,8 @@ def _chunk(chunk, n: int, default: int) -> int:
 
 def _default_first(n: int, width: int = _FIRST_WIDTH) -> int:
     """Default number of first-order directions per evaluation for ``n`` inputs."""
+    if n <= width:
+        return max(n, 1)  # the formula below, for small n
     return max(1, min(n, width, max(8, _TANGENT_BUDGET // max(n, 1))))
 
 
@@ -137,26 +146,64 @@ def _check_memory(shape: tuple[int, ...], what: str, hint: str) -> None:
         )
 
 
-def _evaluate(f, p: np.ndarray, t: np.ndarray, seed: Seed, args: tuple, copy: bool = True):
-    """Run ``f`` on the dual array ``(p, t)`` and collect ``(primal, tangent or None)``.
+def _quiet_errstate() -> np.errstate:
+    """NumPy's current floating-point error handling with "warn" turned into "ignore"."""
+    return np.errstate(**{k: "ignore" if v == "warn" else v for k, v in np.geterr().items()})
 
-    ``copy=False`` hands ``p`` itself to ``f`` (which may modify its argument in place): only
-    for a single evaluation on a private copy of the user's input."""
-    x = _make(p.copy() if copy else p, t, seed)
-    # Tangent arithmetic meets 0 * inf where the values do not (the derivative of sqrt at 0
-    # times a zero direction): IEEE results without warnings; an explicit "raise" is kept.
-    with np.errstate(**{k: "ignore" if v == "warn" else v for k, v in np.geterr().items()}):
-        y = f(x, *args)
+
+try:  # NumPy 2: the error state is a context variable holding an opaque object
+    from numpy._core._ufunc_config import _extobj_contextvar
+except ImportError:  # pragma: no cover - NumPy 1.x
+    _extobj_contextvar = None
+
+# (an error state, its quiet version): the state rarely changes between calls, and building the
+# quiet one through np.errstate costs more than a small Jacobian.
+_QUIET = (None, None)
+
+
+def _call(f, x, args: tuple):
+    """``f(x, *args)`` with NumPy's floating-point warnings off.
+
+    Tangent arithmetic meets ``0 * inf`` where the values do not (the derivative of sqrt at 0
+    times a zero direction): IEEE results without warnings; an explicit "raise" is kept."""
+    global _QUIET
+    if _extobj_contextvar is None:  # pragma: no cover - NumPy 1.x
+        with _quiet_errstate():
+            return f(x, *args)
+    # np.errstate's own mechanism, with the quiet state built once per error state
+    current = _extobj_contextvar.get()
+    seen, quiet = _QUIET
+    if seen is not current:
+        with _quiet_errstate():
+            quiet = _extobj_contextvar.get()
+        _QUIET = (current, quiet)
+    token = _extobj_contextvar.set(quiet)
+    try:
+        return f(x, *args)
+    finally:
+        _extobj_contextvar.reset(token)
+
+
+def _collected(y, seed: Seed):
+    """``(primal, tangent or None)`` of what ``f`` returned, checking its seed."""
     yp, yt, ys = collect(y)
     if ys is None:
         return yp, None
-    if ys != seed:
+    if ys is not seed and ys != seed:
         raise ValueError(
             "the function returned dual numbers that do not come from its input "
             f"(their tangent layout is {ys}, the input's is {seed}); do not keep dual numbers "
             "from one call for the next"
         )
     return yp, yt
+
+
+def _evaluate(f, p: np.ndarray, t: np.ndarray, seed: Seed, args: tuple, copy: bool = True):
+    """Run ``f`` on the dual array ``(p, t)`` and collect ``(primal, tangent or None)``.
+
+    ``copy=False`` hands ``p`` itself to ``f`` (which may modify its argument in place): only
+    for a single evaluation on a private copy of the user's input."""
+    return _collected(_call(f, _make(p.copy() if copy else p, t, seed), args), seed)
 
 
 def _result(a, scalar: bool):
@@ -176,9 +223,24 @@ def _need_scalar(driver: str, yp: np.ndarray, alternative: str) -> None:
 
 
 def _unit_rows(i0: int, i1: int, n: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Unit vectors ``e_i`` for ``i`` in ``[i0, i1)``, each of ``shape``: ``(i1 - i0, *shape)``."""
+    """Unit vectors ``e_i`` for ``i`` in ``[i0, i1)``, each of ``shape``: ``(i1 - i0, *shape)``
+    (a new array: ``f`` may write into its argument)."""
+    if (i1 - i0) * n <= 4096:
+        t = _small_unit_rows(i0, i1, n).copy()
+    else:
+        t = np.eye(i1 - i0, n, k=i0)
+    return t if len(shape) == 1 else t.reshape((i1 - i0,) + shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _small_unit_rows(i0: int, i1: int, n: int) -> np.ndarray:
     t = np.eye(i1 - i0, n, k=i0)
-    return t.reshape((i1 - i0,) + shape)
+    t.flags.writeable = False
+    return t
+
+
+#: ``Seed.first(k)`` for the widths in use (seeds are compared by value; sharing them is safe).
+_first_seed = functools.lru_cache(maxsize=256)(Seed.first)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,6 +335,36 @@ def second_derivative(f, x, args=(), chunk=None):
 # ------------------------------------------------------------------------------------------------
 
 
+def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
+    """``(f(x0) primal or None, its shape, J of shape (m, n))`` from one evaluation of ``f`` with
+    all ``n = x0.size`` directions seeded; the primal is None if not ``value`` and ``f``
+    returned dual scalars. ``x0`` is a private copy (``f`` may write into it)."""
+    n = x0.size
+    seed = _first_seed(n)
+    if x0.ndim == 1:  # _make(x0, _unit_rows(0, n, n, x0.shape), seed), in fewer steps
+        x = _new_array(DualArray, x0, _eye(n), seed)
+    else:
+        x = _make(x0, _unit_rows(0, n, n, x0.shape), seed)
+    y = _call(f, x, args)
+    # A list or array of Duals (ODE right-hand sides): the Jacobian's rows natively
+    rows = _jacobian_rows(y, seed, value or driver == "grad")
+    if rows is not None:
+        yp, shape, J = rows
+        if driver == "grad":
+            _need_scalar("grad", yp, "jacobian")
+        return yp, shape, J
+    yp, yt = _collected(y, seed)
+    if driver == "grad":
+        _need_scalar("grad", yp, "jacobian")
+    _check_memory(
+        (yp.size, n),
+        "Jacobian",
+        "use jvp (Jacobian-vector products) or evaluate blocks of outputs separately",
+    )
+    J = np.zeros((yp.size, n)) if yt is None else yt.reshape(n, yp.size).T.copy()
+    return yp, yp.shape, J
+
+
 def _jacobian(f, x, args, chunk, driver: str):
     """``(f(x) primal, J of shape (m, n), x0)``, checking a scalar output for ``grad``."""
     x0 = _input(x)
@@ -285,11 +377,14 @@ def _jacobian(f, x, args, chunk, driver: str):
             _need_scalar("grad", yp, "jacobian")
         return yp, np.zeros((yp.size, 0)), x0
     _check_memory((k, n), "seed of the tangent chunk", "pass a smaller chunk=")
+    if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
+        yp, _, J = _one_pass(f, x0, args, driver)
+        return yp, J, x0
     J = None
     yp = None
     for c0 in range(0, n, k):
         c1 = min(n, c0 + k)
-        seed = Seed.first(c1 - c0)
+        seed = _first_seed(c1 - c0)
         yp_c, yt = _evaluate(f, x0, _unit_rows(c0, c1, n, x0.shape), seed, args)
         if J is None:
             yp = yp_c
@@ -346,6 +441,17 @@ def jacobian(f, x, args=(), chunk=None):
     array([[1., 0.],
            [0., 2.]])
     """
+    if (  # one evaluation on a small float64 array: the fast path (np.array(x) is _input(x))
+        chunk is None
+        and type(x) is np.ndarray
+        and x.dtype is _F64
+        and 0 < x.size <= _FIRST_WIDTH
+        and type(args) is tuple
+    ):
+        _, shape, J = _one_pass(f, np.array(x), args, "jacobian", False)
+        if len(shape) == 1 and x.ndim == 1:
+            return J
+        return _result(J.reshape(shape + x.shape), x.ndim == 0)
     yp, J, x0 = _jacobian(f, x, args, chunk, "jacobian")
     return _result(J.reshape(yp.shape + x0.shape), x0.ndim == 0)
 

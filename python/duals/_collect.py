@@ -11,11 +11,21 @@ import numbers
 
 import numpy as np
 
-from ._core import _DualBase, _mixed_seeds, _seed_of
+from ._core import DualArray, _DualBase, _mixed_seeds, _seed_of
+from ._native import _collect_duals
 
 
 def collect(obj):
     """``(primal ndarray, tangent ndarray (K, *S) or None, seed or None)`` of an output."""
+    kind = type(obj)
+    if kind is DualArray:
+        return obj._p, obj._t, obj._s
+    if kind is list or kind is tuple or kind is np.ndarray:
+        # The common cases, [Dual, Dual, float, ...] and np.array([...]) of them (one seed),
+        # natively; None for anything else (a float ndarray, nesting, mixed seeds, ...).
+        fast = _collect_duals(obj)
+        if fast is not None:
+            return fast
     if isinstance(obj, _DualBase):
         return obj._p, obj._t, obj._s
     if isinstance(obj, np.ndarray) and obj.dtype != object:

@@ -16,7 +16,9 @@ chain rule. No derivative formula of an elementary function is written in Python
 
 from __future__ import annotations
 
+import abc
 import numbers
+import operator
 
 import numpy as np
 
@@ -87,10 +89,31 @@ class Seed:
 # ------------------------------------------------------------------------------------------------
 
 
-class _DualBase:
-    """Arithmetic shared by :class:`Dual` and :class:`DualArray`."""
+class _Protocols:
+    """``array_ufunc`` and ``array_function``, imported on first use (their modules import this
+    one)."""
 
-    __slots__ = ("_p", "_t", "_s")
+    def __getattr__(self, name):
+        from ._functions import array_function
+        from ._ufuncs import array_ufunc
+
+        self.array_ufunc = array_ufunc
+        self.array_function = array_function
+        return getattr(self, name)
+
+
+_protocols = _Protocols()
+
+
+class _DualBase(metaclass=abc.ABCMeta):
+    """Arithmetic of :class:`DualArray`, and the type every dual number is an instance of.
+
+    :class:`Dual` (the 0-d scalar) is the native class ``duals._native.Dual``, registered here
+    as a virtual subclass: ``isinstance(x, _DualBase)`` holds for both, and both have ``_p``
+    (primal ndarray), ``_t`` (tangent ndarray ``(K, *S)``) and ``_s`` (:class:`Seed`).
+    """
+
+    __slots__ = ()
     # Make NumPy defer to our reflected operators (ndarray * dual -> dual.__rmul__).
     __array_priority__ = 1000.0
 
@@ -212,14 +235,10 @@ class _DualBase:
 
     # ----- NumPy protocols (implemented in their own modules) -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from ._ufuncs import array_ufunc
-
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return _protocols.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from ._functions import array_function
-
-        return array_function(func, types, args, kwargs, self)
+        return _protocols.array_function(func, types, args, kwargs, self)
 
     # ----- NumPy-style methods -----
     def sum(self, axis=None, keepdims=False):
@@ -257,7 +276,7 @@ class _DualBase:
         return _make(np.zeros_like(self._p), np.zeros_like(self._t), self._s)
 
 
-class DualArray(_DualBase):
+class DualArray(_native._DualArrayBase, _DualBase):
     """An array of dual numbers: a primal array and tangents, differentiated through NumPy.
 
     Parameters
@@ -278,7 +297,7 @@ class DualArray(_DualBase):
 
     __slots__ = ()
 
-    def __init__(self, primal, tangent) -> None:
+    def __new__(cls, primal, tangent):
         p = _as_float_array(primal, "primal")
         t = _as_float_array(tangent, "tangent")
         if t.shape == p.shape:
@@ -288,7 +307,7 @@ class DualArray(_DualBase):
                 f"tangent must have shape (k, *primal.shape) or primal.shape; "
                 f"got primal {p.shape} and tangent {t.shape}"
             )
-        self._p, self._t, self._s = p, np.ascontiguousarray(t), Seed.first(t.shape[0])
+        return _new_array(cls, p, np.ascontiguousarray(t), Seed.first(t.shape[0]))
 
     @property
     def primal(self) -> np.ndarray:
@@ -320,12 +339,13 @@ class DualArray(_DualBase):
     def __bool__(self) -> bool:
         return bool(self._p)
 
-    def __getitem__(self, index):
+    # x[i] and x[i] = d (int i, 1-d x) run natively in the base class; other indices here.
+    def _getitem(self, index):
         index = _plain_index(index)
         tindex = (slice(None),) + (index if isinstance(index, tuple) else (index,))
         return _make(self._p[index], self._t[tindex], self._s)
 
-    def __setitem__(self, index, value) -> None:
+    def _setitem(self, index, value) -> None:
         index = _plain_index(index)
         tindex = (slice(None),) + (index if isinstance(index, tuple) else (index,))
         vp, vt, vs = _parts(value)
@@ -416,62 +436,37 @@ class DualArray(_DualBase):
     def __repr__(self) -> str:
         return f"DualArray(primal={self._p!r}, tangent={self._t!r})"
 
+    def __reduce__(self):
+        return _make, (self._p, self._t, self._s)
 
-class Dual(_DualBase):
-    """A dual number: a primal value and its tangent(s).
 
-    ``Dual(x, 1.0)`` is the independent variable at ``x``; NumPy functions, Python operators
-    and indexing of dual arrays all work with it. Like ``numpy.float64`` it is what indexing a
-    :class:`DualArray` down to one element returns.
+#: The 0-d dual scalar: a native class (rust/duals-py/src/dual.rs) with the number protocol in
+#: Rust for first-order seeds; what it does not handle natively it hands to the functions of
+#: this module, ``_ufuncs`` and ``_functions``.
+Dual = _native.Dual
+_DualBase.register(Dual)
 
-    Parameters
-    ----------
-    primal : float
-        The value.
-    tangent : float or array_like of shape (k,)
-        The tangent (one direction) or ``k`` tangents.
+_new_dual = Dual._from_parts
+_F64 = np.dtype(np.float64)
+_new_array = _native._DualArrayBase.__new__
 
-    Examples
-    --------
-    >>> import numpy as np, duals
-    >>> d = duals.Dual(2.0, 1.0)
-    >>> y = d**3                  # 3 x**2 = 12
-    >>> y.primal, y.tangent
-    (8.0, 12.0)
-    >>> float(np.sin(d).tangent) == float(np.cos(2.0))
-    True
-    """
 
-    __slots__ = ()
+def _dual_args(primal, tangent):
+    """``Dual(primal, tangent)``'s checks: ``(primal float, tangent (k,) float64, seed)``."""
+    p = _as_float_array(primal, "primal")
+    if p.ndim != 0:
+        raise ValueError(f"Dual takes a scalar primal; got shape {p.shape} (use DualArray)")
+    t = np.ascontiguousarray(_as_float_array(tangent, "tangent").reshape(-1))
+    return float(p), t, Seed.first(t.shape[0])
 
-    def __init__(self, primal, tangent=1.0) -> None:
-        p = _as_float_array(primal, "primal")
-        if p.ndim != 0:
-            raise ValueError(f"Dual takes a scalar primal; got shape {p.shape} (use DualArray)")
-        t = _as_float_array(tangent, "tangent").reshape(-1)
-        self._p, self._t, self._s = p, t, Seed.first(t.shape[0])
 
-    @property
-    def primal(self) -> float:
-        """The value."""
-        return float(self._p)
+_COMPARISONS = (operator.lt, operator.le, operator.eq, operator.ne, operator.gt, operator.ge)
 
-    @property
-    def tangent(self):
-        """The tangent: a float for one direction, else an array of shape ``(k,)``."""
-        if self._s.order == 1 and self._s.K == 1:
-            return float(self._t[0])
-        return self._t.copy()
 
-    def __bool__(self) -> bool:
-        return bool(self._p)
-
-    def __round__(self, ndigits=None):
-        raise TypeError(_LOST.format(what="a rounded Python number"))
-
-    def __repr__(self) -> str:
-        t = self.tangent
-        return f"Dual({self.primal!r}, {t if isinstance(t, float) else t.tolist()!r})"
+def _compare(a, b, op: int):
+    """A comparison of the Dual ``a`` with an operand the native class does not handle (``op``
+    in the order lt, le, eq, ne, gt, ge): on primals."""
+    return _COMPARISONS[op](a._p, _primal(b))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -481,10 +476,11 @@ class Dual(_DualBase):
 
 def _make(p: np.ndarray, t: np.ndarray, s: Seed):
     """The one constructor of results: a Dual for 0-d, else a DualArray (no checks)."""
-    p = np.asarray(p, dtype=np.float64)
-    obj = object.__new__(Dual if p.ndim == 0 else DualArray)
-    obj._p, obj._t, obj._s = p, t, s
-    return obj
+    if type(p) is not np.ndarray or p.dtype is not _F64:
+        p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 0:
+        return _new_dual(p, t, s)
+    return _new_array(DualArray, p, t, s)
 
 
 def _as_float_array(x, what: str) -> np.ndarray:

@@ -51,6 +51,7 @@ import numpy as np
 
 from ._core import (
     _LOST,
+    Dual,
     DualArray,
     Seed,
     _DualBase,
@@ -108,7 +109,7 @@ def implements(*funcs, like: bool = False):
 def array_function(func, types, args, kwargs, self):
     """``__array_function__`` of :class:`~duals.Dual` and :class:`~duals.DualArray`."""
     for t in types:
-        if not issubclass(t, (_DualBase, np.ndarray)):
+        if t is not DualArray and t is not Dual and not issubclass(t, (_DualBase, np.ndarray)):
             return NotImplemented
     impl = HANDLED.get(func)
     if impl is None:
@@ -2621,6 +2622,12 @@ def _like_result(p, s):
 
 
 def _fill_like(a, fill, dtype, shape, name):
+    if type(a) is DualArray and dtype is None and shape is None and type(fill) is float:
+        # np.zeros_like(y) of a dual array (an ODE right-hand side's output), directly
+        shape = a._p.shape
+        p = np.empty(shape)
+        p.fill(fill)  # np.full costs ten times more at small sizes
+        return _make(p, np.zeros((a._s.K,) + shape), a._s)
     p, _, sa = _parts(a)
     shp = p.shape if shape is None else _shape_tuple(shape)
     if not _float_dtype(dtype):

@@ -29,3 +29,14 @@ pub fn unknown_rule(name: &str, known: &[&str]) -> PyErr {
 pub fn shape(what: &str, a: &[usize], b: &[usize]) -> PyErr {
     PyValueError::new_err(format!("{what}: shapes {a:?} and {b:?} do not match"))
 }
+
+/// Two dual numbers with different tangent counts (an internal inconsistency: the bindings
+/// compare seeds first).
+pub fn tangents(e: duals::TangentMismatch) -> PyErr {
+    PyValueError::new_err(format!("duals internal error: {e}"))
+}
+
+/// A NumPy array that cannot be borrowed (e.g. being written elsewhere).
+pub fn borrow(e: numpy::BorrowError) -> PyErr {
+    PyValueError::new_err(format!("cannot read the array: {e}"))
+}

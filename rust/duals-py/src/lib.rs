@@ -3,6 +3,10 @@
 //! Arrays cross the boundary as float64 NumPy arrays. Inputs are copied into Rust-owned buffers
 //! before the GIL is released (another Python thread may not mutate memory we are reading,
 //! TOOLCHAIN pitfall 6); outputs are Rust vectors handed to NumPy without a copy.
+//!
+//! `dual`: the `Dual` scalar class (the engine's `DualDyn` with the Python `Seed`), the storage
+//! base class of `DualArray` with native `x[i]` / `x[i] = d`, and the fast paths that collect
+//! outputs made of Duals.
 
 use numpy::ndarray::ArrayD;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -11,6 +15,7 @@ use pyo3::prelude::*;
 use duals::kernels;
 use duals::rules::{BinaryRule, UnaryRule};
 
+mod dual;
 mod errors;
 
 /// Element count above which the GIL is released during a kernel.
@@ -212,5 +217,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unary_derivs, m)?)?;
     m.add_function(wrap_pyfunction!(binary_derivs, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_class::<dual::Dual>()?;
+    m.add_class::<dual::DualArrayBase>()?;
+    m.add_function(wrap_pyfunction!(dual::_collect_duals, m)?)?;
+    m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
     Ok(())
 }

@@ -1,0 +1,1267 @@
+//! `duals.Dual`: the native 0-d dual scalar (a primal, `K` tangents and the seed they mean).
+//!
+//! The number protocol runs natively for the common cases, with the engine's [`DualDyn`]
+//! arithmetic and rule table (no derivative formula here):
+//!
+//! - `Dual ⊗ Dual` (same seed) and `Dual ⊗ float/int` (either side) for `+ - * /`, unary
+//!   `- +`, `abs`, `** float/int`, `float ** Dual`, comparisons on primals, and the same
+//!   ufuncs through `__array_ufunc__` (`np.sin(d)`, `np.multiply(2.0, d)`, ...) without
+//!   keyword arguments. Sums, differences and scaling by constants are linear in the tangents
+//!   and run natively for second-order seeds too; everything nonlinear needs a first-order seed.
+//! - Everything else (second-order seeds, DualArray or ndarray operands, other ufuncs, NumPy
+//!   functions) calls the Python implementation in `duals._core`, `duals._ufuncs` and
+//!   `duals._functions`, exactly as the former Python class did.
+//!
+//! The seed (`duals._core.Seed`, what the tangent rows mean) is kept as the Python object, with
+//! its numbers (`order`, `k1`, `k2`) copied out for fast comparisons by value.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use numpy::ndarray::arr0;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::{intern, IntoPyObjectExt};
+
+use duals::rules::{BinaryRule, UnaryRule};
+use duals::DualDyn;
+
+use crate::errors;
+
+// ------------------------------------------------------------------------------------------------
+// The Python side: modules imported once
+// ------------------------------------------------------------------------------------------------
+
+// Plain `OnceLock`s filled by `cached` without holding a lock (a thread that loses the race drops
+// its copy), so nothing blocks while attached and pyo3's `PyOnceLock` (which detaches while
+// initializing) is not needed.
+static CORE: OnceLock<Py<PyModule>> = OnceLock::new();
+static UFUNCS: OnceLock<Py<PyModule>> = OnceLock::new();
+static FUNCTIONS: OnceLock<Py<PyModule>> = OnceLock::new();
+static NUMPY: OnceLock<Py<PyModule>> = OnceLock::new();
+/// NumPy ufunc name -> rule, from `duals._ufuncs._UNARY_RULES` (the one list of names).
+static UFUNC_RULES: OnceLock<HashMap<String, UnaryRule>> = OnceLock::new();
+
+/// The value of `cell`, computed by `init` on first use (with the thread attached: a value that
+/// loses a race is dropped here, while attached).
+fn cached<T>(
+    cell: &'static OnceLock<T>,
+    init: impl FnOnce() -> PyResult<T>,
+) -> PyResult<&'static T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let value = init()?;
+    drop(cell.set(value));
+    cell.get().ok_or_else(|| {
+        pyo3::exceptions::PyRuntimeError::new_err("duals: cache initialization failed")
+    })
+}
+
+fn module<'py>(
+    py: Python<'py>,
+    cell: &'static OnceLock<Py<PyModule>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyModule>> {
+    cached(cell, || py.import(name).map(Bound::unbind)).map(|m| m.bind(py))
+}
+
+fn core(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    module(py, &CORE, "duals._core")
+}
+
+fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    module(py, &NUMPY, "numpy")
+}
+
+fn ufunc_rules(py: Python<'_>) -> PyResult<&'static HashMap<String, UnaryRule>> {
+    cached(&UFUNC_RULES, || {
+        let table = module(py, &UFUNCS, "duals._ufuncs")?.getattr("_UNARY_RULES")?;
+        let table = table.cast::<PyDict>()?;
+        let mut rules = HashMap::new();
+        for (name, rule) in table.iter() {
+            let rule: String = rule.extract()?;
+            if let Some(r) = UnaryRule::from_name(&rule, 0.0) {
+                rules.insert(name.extract::<String>()?, r);
+            }
+        }
+        Ok(rules)
+    })
+}
+
+/// `duals._core.<name>(*args)`: the Python implementation.
+fn call_core<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyString>,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> PyResult<Py<PyAny>> {
+    Ok(core(py)?.getattr(name)?.call1(args)?.unbind())
+}
+
+/// The TypeError for a conversion that would lose the derivative (`_core._LOST`).
+fn lost(py: Python<'_>, what: &str) -> PyErr {
+    let text = core(py)
+        .and_then(|m| m.getattr("_LOST"))
+        .and_then(|s| s.extract::<String>())
+        .unwrap_or_else(|_| {
+            "converting a dual number to {what} would lose its derivative".to_string()
+        });
+    pyo3::exceptions::PyTypeError::new_err(text.replace("{what}", what))
+}
+
+// ------------------------------------------------------------------------------------------------
+// The class
+// ------------------------------------------------------------------------------------------------
+
+/// The numbers of a `Seed`: `order` 1 (`k1` directions) or 2 (hyper-dual, `k1`, `k2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    order: u8,
+    k1: usize,
+    k2: usize,
+}
+
+thread_local! {
+    /// The last seed whose layout was read on this thread, kept alive so that its identity stays
+    /// meaningful (one evaluation of a user function uses one seed). Thread-local: no atomic
+    /// operations, which cost more than the three attribute reads they save.
+    static LAST_SEED: std::cell::RefCell<Option<(Py<PyAny>, Layout)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Layout {
+    /// The layout of a Python `Seed` (its `order`, `k1`, `k2` attributes).
+    fn of(seed: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let cached = LAST_SEED
+            .try_with(|last| match last.try_borrow().as_deref() {
+                Ok(Some((s, layout))) if s.is(seed) => Some(*layout),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if let Some(layout) = cached {
+            return Ok(layout);
+        }
+        let layout = Self::read(seed)?;
+        // The previous seed is released after the cell's borrow ends (its decref may run code).
+        let previous = LAST_SEED
+            .try_with(|last| {
+                last.try_borrow_mut()
+                    .ok()
+                    .and_then(|mut l| l.replace((seed.clone().unbind(), layout)))
+            })
+            .ok()
+            .flatten();
+        drop(previous);
+        Ok(layout)
+    }
+
+    /// The layout read from the seed's attributes.
+    fn read(seed: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = seed.py();
+        Ok(Layout {
+            order: seed.getattr(intern!(py, "order"))?.extract()?,
+            k1: seed.getattr(intern!(py, "k1"))?.extract()?,
+            k2: seed.getattr(intern!(py, "k2"))?.extract()?,
+        })
+    }
+
+    /// Number of tangent rows `K`.
+    fn rows(self) -> usize {
+        if self.order == 1 {
+            self.k1
+        } else {
+            self.k1 + self.k2 + self.k1 * self.k2
+        }
+    }
+
+    fn first_order(self) -> bool {
+        self.order == 1
+    }
+}
+
+/// A dual number: a primal value and its tangent(s).
+///
+/// ``Dual(x, 1.0)`` is the independent variable at ``x``; NumPy functions, Python operators
+/// and indexing of dual arrays all work with it. Like ``numpy.float64`` it is what indexing a
+/// :class:`DualArray` down to one element returns.
+///
+/// Parameters
+/// ----------
+/// primal : float
+///     The value.
+/// tangent : float or array_like of shape (k,)
+///     The tangent (one direction) or ``k`` tangents.
+///
+/// Examples
+/// --------
+/// >>> import numpy as np, duals
+/// >>> d = duals.Dual(2.0, 1.0)
+/// >>> y = d**3                  # 3 x**2 = 12
+/// >>> y.primal, y.tangent
+/// (8.0, 12.0)
+/// >>> float(np.sin(d).tangent) == float(np.cos(2.0))
+/// True
+#[pyclass(module = "duals", name = "Dual", frozen)]
+#[derive(Debug)]
+pub struct Dual {
+    x: DualDyn,
+    layout: Layout,
+    seed: Py<PyAny>,
+}
+
+impl Dual {
+    /// A result with the same seed as `self`.
+    fn derived(&self, py: Python<'_>, x: DualDyn) -> Dual {
+        Dual {
+            x,
+            layout: self.layout,
+            seed: self.seed.clone_ref(py),
+        }
+    }
+
+    /// A dual from its parts: a primal, `K` tangents and a Python `Seed`.
+    fn from_parts(p: f64, t: &[f64], seed: &Bound<'_, PyAny>) -> PyResult<Dual> {
+        let layout = Layout::of(seed)?;
+        if t.len() != layout.rows() {
+            return Err(errors::shape(
+                "Dual: the tangent must have one value per tangent row of the seed",
+                &[layout.rows()],
+                &[t.len()],
+            ));
+        }
+        Ok(Dual {
+            x: DualDyn::new(p, t),
+            layout,
+            seed: seed.clone().unbind(),
+        })
+    }
+}
+
+fn into_py(py: Python<'_>, d: Dual) -> PyResult<Py<PyAny>> {
+    Ok(Bound::new(py, d)?.into_any().unbind())
+}
+
+/// An operand as the fast paths see it.
+enum Arg<'a> {
+    Dual(&'a Dual),
+    Const(f64),
+    Other,
+}
+
+fn arg<'a>(x: &'a Bound<'_, PyAny>) -> Arg<'a> {
+    if let Ok(d) = x.cast::<Dual>() {
+        return Arg::Dual(d.get());
+    }
+    if let Ok(f) = x.cast::<PyFloat>() {
+        return Arg::Const(f.value());
+    }
+    if x.is_instance_of::<PyInt>() {
+        if let Ok(i) = x.extract::<i64>() {
+            return Arg::Const(i as f64);
+        }
+    }
+    Arg::Other
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Op {
+    fn python<'py>(self, py: Python<'py>) -> &'py Bound<'py, PyString> {
+        match self {
+            Op::Add => intern!(py, "add"),
+            Op::Sub => intern!(py, "sub"),
+            Op::Mul => intern!(py, "mul"),
+            Op::Div => intern!(py, "div"),
+        }
+    }
+}
+
+/// `a op b` natively, or `None` where the Python implementation must run.
+fn native_binary(
+    py: Python<'_>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    op: Op,
+) -> PyResult<Option<Dual>> {
+    Ok(match (arg(a), arg(b)) {
+        (Arg::Dual(x), Arg::Dual(y)) => {
+            if x.layout != y.layout || (!x.layout.first_order() && matches!(op, Op::Mul | Op::Div))
+            {
+                return Ok(None);
+            }
+            let r = match op {
+                Op::Add => x.x.try_add(&y.x),
+                Op::Sub => x.x.try_sub(&y.x),
+                Op::Mul => x.x.try_mul(&y.x),
+                Op::Div => x.x.try_div(&y.x),
+            }
+            .map_err(errors::tangents)?;
+            Some(x.derived(py, r))
+        }
+        // Linear in the tangents: any seed.
+        (Arg::Dual(x), Arg::Const(c)) => Some(x.derived(
+            py,
+            match op {
+                Op::Add => x.x.add_re(c),
+                Op::Sub => x.x.sub_re(c),
+                Op::Mul => x.x.mul_re(c),
+                Op::Div => x.x.div_re(c),
+            },
+        )),
+        (Arg::Const(c), Arg::Dual(y)) => match op {
+            Op::Add => Some(y.derived(py, y.x.add_re(c))),
+            Op::Sub => Some(y.derived(py, y.x.rsub_re(c))),
+            Op::Mul => Some(y.derived(py, y.x.mul_re(c))),
+            Op::Div if y.layout.first_order() => Some(y.derived(py, y.x.rdiv_re(c))),
+            Op::Div => None,
+        },
+        _ => None,
+    })
+}
+
+fn binary<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    op: Op,
+) -> PyResult<Py<PyAny>> {
+    match native_binary(py, a, b, op)? {
+        Some(d) => into_py(py, d),
+        None => call_core(py, op.python(py), (a, b)),
+    }
+}
+
+/// The rule of `x ** e` for a constant exponent: `powi` for integral `e`, else `powf` (as
+/// `duals._core.power`).
+fn power_rule(e: f64) -> UnaryRule {
+    if e.fract() == 0.0 && e.abs() < 2_147_483_648.0 {
+        UnaryRule::Powi(e as i32)
+    } else {
+        UnaryRule::Powf(e)
+    }
+}
+
+/// `a ** b` natively, or `None`.
+fn native_power(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> Option<Dual> {
+    match (arg(a), arg(b)) {
+        (Arg::Dual(x), Arg::Const(e)) if x.layout.first_order() => {
+            Some(x.derived(py, x.x.unary(power_rule(e))))
+        }
+        (Arg::Const(c), Arg::Dual(y)) if y.layout.first_order() => {
+            Some(y.derived(py, y.x.chain_second(BinaryRule::Pow.eval(c, y.x.re()))))
+        }
+        _ => None,
+    }
+}
+
+fn power<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    match native_power(py, a, b) {
+        Some(d) => into_py(py, d),
+        None => call_core(py, intern!(py, "power"), (a, b)),
+    }
+}
+
+fn compare(a: f64, b: f64, op: CompareOp) -> bool {
+    match op {
+        CompareOp::Lt => a < b,
+        CompareOp::Le => a <= b,
+        CompareOp::Eq => a == b,
+        CompareOp::Ne => a != b,
+        CompareOp::Gt => a > b,
+        CompareOp::Ge => a >= b,
+    }
+}
+
+fn compare_index(op: CompareOp) -> u8 {
+    match op {
+        CompareOp::Lt => 0,
+        CompareOp::Le => 1,
+        CompareOp::Eq => 2,
+        CompareOp::Ne => 3,
+        CompareOp::Gt => 4,
+        CompareOp::Ge => 5,
+    }
+}
+
+/// A ufunc called with a Dual and plain floats only, without keyword arguments, natively; else
+/// `None`.
+fn native_ufunc(
+    py: Python<'_>,
+    ufunc: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyTuple>,
+) -> PyResult<Option<Dual>> {
+    let name = ufunc.getattr(intern!(py, "__name__"))?;
+    let Ok(name) = name.cast::<PyString>() else {
+        return Ok(None);
+    };
+    let name = name.to_str()?;
+    match inputs.len() {
+        1 => {
+            let x = inputs.get_item(0)?;
+            let Arg::Dual(x) = arg(&x) else {
+                return Ok(None);
+            };
+            Ok(match name {
+                "negative" => Some(x.derived(py, x.x.neg())),
+                "positive" | "conjugate" => Some(x.derived(py, x.x.clone())),
+                _ if !x.layout.first_order() => None,
+                "square" => Some(x.derived(py, x.x.try_mul(&x.x).map_err(errors::tangents)?)),
+                _ => ufunc_rules(py)?
+                    .get(name)
+                    .map(|&rule| x.derived(py, x.x.unary(rule))),
+            })
+        }
+        2 => {
+            let (a, b) = (inputs.get_item(0)?, inputs.get_item(1)?);
+            match name {
+                "add" => native_binary(py, &a, &b, Op::Add),
+                "subtract" => native_binary(py, &a, &b, Op::Sub),
+                "multiply" => native_binary(py, &a, &b, Op::Mul),
+                "divide" => native_binary(py, &a, &b, Op::Div),
+                "power" | "float_power" => Ok(native_power(py, &a, &b)),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `tangent` argument of the constructor: absent (one), or whatever was passed (even None).
+enum TangentArg<'py> {
+    One,
+    Given(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TangentArg<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(TangentArg::Given(obj.to_owned()))
+    }
+}
+
+#[pymethods]
+impl Dual {
+    #[new]
+    #[pyo3(signature = (primal, tangent = TangentArg::One), text_signature = "(primal, tangent=1.0)")]
+    fn py_new(
+        py: Python<'_>,
+        primal: &Bound<'_, PyAny>,
+        tangent: TangentArg<'_>,
+    ) -> PyResult<Dual> {
+        // The checks and messages of the Python constructor (`_core._dual_args`).
+        let tangent = match tangent {
+            TangentArg::One => PyFloat::new(py, 1.0).into_any(),
+            TangentArg::Given(t) => t,
+        };
+        let parts = core(py)?
+            .getattr(intern!(py, "_dual_args"))?
+            .call1((primal, tangent))?;
+        let (p, t, seed): (f64, Bound<'_, PyAny>, Bound<'_, PyAny>) = parts.extract()?;
+        let t = t
+            .cast::<PyArray1<f64>>()?
+            .try_readonly()
+            .map_err(errors::borrow)?;
+        Dual::from_parts(p, &t.as_array().to_vec(), &seed)
+    }
+
+    /// Internal: the Dual of a primal, tangents `(K,)` and a `Seed` (``duals._core._make``).
+    #[staticmethod]
+    fn _from_parts(
+        primal: f64,
+        tangent: &Bound<'_, PyAny>,
+        seed: &Bound<'_, PyAny>,
+    ) -> PyResult<Dual> {
+        if let Ok(t) = tangent.cast::<PyArrayDyn<f64>>() {
+            if let Ok(t) = t.try_readonly() {
+                if let Some(s) = t.as_slice().ok().filter(|_| t.is_c_contiguous()) {
+                    return Dual::from_parts(primal, s, seed);
+                }
+                return Dual::from_parts(
+                    primal,
+                    &t.as_array().iter().copied().collect::<Vec<_>>(),
+                    seed,
+                );
+            }
+        }
+        let py = tangent.py();
+        let t = numpy(py)?
+            .getattr(intern!(py, "asarray"))?
+            .call1((tangent, intern!(py, "float64")))?;
+        let t: Vec<f64> = t.call_method1(intern!(py, "reshape"), (-1,))?.extract()?;
+        Dual::from_parts(primal, &t, seed)
+    }
+
+    // ----- values -----
+
+    /// The value.
+    #[getter]
+    fn primal(&self) -> f64 {
+        self.x.re()
+    }
+
+    /// The tangent: a float for one direction, else an array of shape ``(k,)``.
+    #[getter]
+    fn tangent(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.layout.first_order() && self.x.k() == 1 {
+            return self.x.eps()[0].into_py_any(py);
+        }
+        Ok(PyArray1::from_slice(py, self.x.eps()).into_any().unbind())
+    }
+
+    /// The primal as a 0-d float64 array (a new array; for the generic Python paths).
+    #[getter]
+    fn _p<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        arr0(self.x.re()).into_pyarray(py).into_any()
+    }
+
+    /// The tangents as a new float64 array of shape ``(K,)``.
+    #[getter]
+    fn _t<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        PyArray1::from_slice(py, self.x.eps()).into_any()
+    }
+
+    /// The ``Seed`` (what the tangent rows mean).
+    #[getter]
+    fn _s(&self, py: Python<'_>) -> Py<PyAny> {
+        self.seed.clone_ref(py)
+    }
+
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        PyTuple::empty(py)
+    }
+
+    #[getter]
+    fn ndim(&self) -> usize {
+        0
+    }
+
+    #[getter]
+    fn size(&self) -> usize {
+        1
+    }
+
+    /// Number of tangent rows ``K``.
+    #[getter]
+    fn ntangents(&self) -> usize {
+        self.x.k()
+    }
+
+    #[getter]
+    fn real(slf: &Bound<'_, Self>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    #[getter]
+    fn imag(&self, py: Python<'_>) -> Dual {
+        self.derived(py, DualDyn::constant(0.0, self.x.k()))
+    }
+
+    #[classattr]
+    fn __array_priority__() -> f64 {
+        // Make NumPy defer to our reflected operators.
+        1000.0
+    }
+
+    // ----- the number protocol -----
+
+    fn __add__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), slf.as_any(), other, Op::Add)
+    }
+
+    fn __radd__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), other, slf.as_any(), Op::Add)
+    }
+
+    fn __sub__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), slf.as_any(), other, Op::Sub)
+    }
+
+    fn __rsub__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), other, slf.as_any(), Op::Sub)
+    }
+
+    fn __mul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), slf.as_any(), other, Op::Mul)
+    }
+
+    fn __rmul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), other, slf.as_any(), Op::Mul)
+    }
+
+    fn __truediv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), slf.as_any(), other, Op::Div)
+    }
+
+    fn __rtruediv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        binary(slf.py(), other, slf.as_any(), Op::Div)
+    }
+
+    fn __pow__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if modulo.is_some_and(|m| !m.is_none()) {
+            return Ok(py.NotImplemented());
+        }
+        power(py, slf.as_any(), other)
+    }
+
+    fn __rpow__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if modulo.is_some_and(|m| !m.is_none()) {
+            return Ok(py.NotImplemented());
+        }
+        power(py, other, slf.as_any())
+    }
+
+    fn __mod__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        call_core(slf.py(), intern!(slf.py(), "mod"), (slf, other))
+    }
+
+    fn __rmod__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        call_core(slf.py(), intern!(slf.py(), "mod"), (other, slf))
+    }
+
+    fn __floordiv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        call_core(slf.py(), intern!(slf.py(), "floor_divide"), (slf, other))
+    }
+
+    fn __rfloordiv__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        call_core(slf.py(), intern!(slf.py(), "floor_divide"), (other, slf))
+    }
+
+    fn __matmul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(numpy(py)?
+            .getattr(intern!(py, "matmul"))?
+            .call1((slf, other))?
+            .unbind())
+    }
+
+    fn __rmatmul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(numpy(py)?
+            .getattr(intern!(py, "matmul"))?
+            .call1((other, slf))?
+            .unbind())
+    }
+
+    fn __neg__(&self, py: Python<'_>) -> Dual {
+        self.derived(py, self.x.neg())
+    }
+
+    fn __pos__(&self, py: Python<'_>) -> Dual {
+        self.derived(py, self.x.clone())
+    }
+
+    fn __abs__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let (py, d) = (slf.py(), slf.get());
+        if d.layout.first_order() {
+            return into_py(py, d.derived(py, d.x.unary(UnaryRule::Abs)));
+        }
+        call_core(py, intern!(py, "unary"), (intern!(py, "abs"), slf))
+    }
+
+    /// Comparisons look at primals, as a branch in the differentiated code sees them.
+    fn __richcmp__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let a = slf.get().x.re();
+        let b = match arg(other) {
+            Arg::Dual(d) => d.x.re(),
+            Arg::Const(c) => c,
+            Arg::Other => {
+                return call_core(py, intern!(py, "_compare"), (slf, other, compare_index(op)));
+            }
+        };
+        Ok(PyBool::new(py, compare(a, b, op))
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+
+    fn __bool__(&self) -> bool {
+        self.x.re() != 0.0
+    }
+
+    // ----- conversions that would lose the derivative -----
+
+    fn __float__(&self, py: Python<'_>) -> PyResult<f64> {
+        Err(lost(py, "a float"))
+    }
+
+    fn __int__(&self, py: Python<'_>) -> PyResult<i64> {
+        Err(lost(py, "an int"))
+    }
+
+    fn __index__(&self, py: Python<'_>) -> PyResult<i64> {
+        Err(lost(py, "an integer index"))
+    }
+
+    fn __complex__(&self, py: Python<'_>) -> PyResult<f64> {
+        Err(lost(py, "a complex number"))
+    }
+
+    #[pyo3(signature = (ndigits = None))]
+    fn __round__(&self, py: Python<'_>, ndigits: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let _ = ndigits;
+        Err(lost(py, "a rounded Python number"))
+    }
+
+    // ----- NumPy protocols (the Python modules, with native fast paths) -----
+
+    #[pyo3(signature = (ufunc, method, *inputs, **kwargs))]
+    fn __array_ufunc__<'py>(
+        slf: &Bound<'py, Self>,
+        ufunc: &Bound<'py, PyAny>,
+        method: &Bound<'py, PyAny>,
+        inputs: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let plain = kwargs.is_none_or(|k| k.is_empty());
+        if plain
+            && method
+                .cast::<PyString>()
+                .is_ok_and(|m| m.to_str().is_ok_and(|m| m == "__call__"))
+        {
+            if let Some(d) = native_ufunc(py, ufunc, inputs)? {
+                return into_py(py, d);
+            }
+        }
+        let kwargs = match kwargs {
+            Some(k) => k.clone(),
+            None => PyDict::new(py),
+        };
+        let f = module(py, &UFUNCS, "duals._ufuncs")?.getattr(intern!(py, "array_ufunc"))?;
+        Ok(f.call1((ufunc, method, inputs, kwargs))?.unbind())
+    }
+
+    fn __array_function__<'py>(
+        slf: &Bound<'py, Self>,
+        func: &Bound<'py, PyAny>,
+        types: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyAny>,
+        kwargs: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let f =
+            module(py, &FUNCTIONS, "duals._functions")?.getattr(intern!(py, "array_function"))?;
+        Ok(f.call1((func, types, args, kwargs, slf))?.unbind())
+    }
+
+    // ----- NumPy-style methods -----
+
+    #[pyo3(signature = (axis = None, keepdims = false))]
+    fn sum(
+        slf: &Bound<'_, Self>,
+        axis: Option<&Bound<'_, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Py<PyAny>> {
+        reduction(slf, intern!(slf.py(), "sum"), axis, keepdims)
+    }
+
+    #[pyo3(signature = (axis = None, keepdims = false))]
+    fn mean(
+        slf: &Bound<'_, Self>,
+        axis: Option<&Bound<'_, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Py<PyAny>> {
+        reduction(slf, intern!(slf.py(), "mean"), axis, keepdims)
+    }
+
+    #[pyo3(signature = (axis = None, keepdims = false))]
+    fn prod(
+        slf: &Bound<'_, Self>,
+        axis: Option<&Bound<'_, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Py<PyAny>> {
+        reduction(slf, intern!(slf.py(), "prod"), axis, keepdims)
+    }
+
+    #[pyo3(signature = (axis = None, keepdims = false))]
+    fn max(
+        slf: &Bound<'_, Self>,
+        axis: Option<&Bound<'_, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Py<PyAny>> {
+        reduction(slf, intern!(slf.py(), "max"), axis, keepdims)
+    }
+
+    #[pyo3(signature = (axis = None, keepdims = false))]
+    fn min(
+        slf: &Bound<'_, Self>,
+        axis: Option<&Bound<'_, PyAny>>,
+        keepdims: bool,
+    ) -> PyResult<Py<PyAny>> {
+        reduction(slf, intern!(slf.py(), "min"), axis, keepdims)
+    }
+
+    fn dot(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(numpy(py)?
+            .getattr(intern!(py, "dot"))?
+            .call1((slf, other))?
+            .unbind())
+    }
+
+    fn copy(&self, py: Python<'_>) -> Dual {
+        self.derived(py, self.x.clone())
+    }
+
+    fn conj(slf: &Bound<'_, Self>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    fn conjugate(slf: &Bound<'_, Self>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    // ----- repr, pickling -----
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let p = PyFloat::new(py, self.x.re()).repr()?;
+        let t = if self.layout.first_order() && self.x.k() == 1 {
+            PyFloat::new(py, self.x.eps()[0]).repr()?
+        } else {
+            PyList::new(py, self.x.eps())?.repr()?
+        };
+        Ok(format!("Dual({p}, {t})"))
+    }
+
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let make = core(py)?.getattr(intern!(py, "_make"))?;
+        let args = PyTuple::new(py, [self._p(py), self._t(py), self.seed.bind(py).clone()])?;
+        Ok((make, args))
+    }
+}
+
+fn reduction(
+    slf: &Bound<'_, Dual>,
+    name: &Bound<'_, PyString>,
+    axis: Option<&Bound<'_, PyAny>>,
+    keepdims: bool,
+) -> PyResult<Py<PyAny>> {
+    let py = slf.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "axis"), axis)?;
+    kwargs.set_item(intern!(py, "keepdims"), keepdims)?;
+    Ok(numpy(py)?
+        .getattr(name)?
+        .call((slf,), Some(&kwargs))?
+        .unbind())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Fast paths of DualArray indexing and output collection (private module functions)
+// ------------------------------------------------------------------------------------------------
+
+/// Position `i` (negative counts from the end) in an axis of `n`, or `None` out of bounds.
+fn position(i: isize, n: usize) -> Option<usize> {
+    let j = if i < 0 { i.checked_add_unsigned(n)? } else { i };
+    usize::try_from(j).ok().filter(|&j| j < n)
+}
+
+/// ``DualArray[i]`` for a 1-d float64 primal ``p (n,)``, tangents ``t (K, n)`` and an int
+/// ``i``; ``None`` (the caller takes the general path) for anything else, including an index
+/// out of bounds (NumPy's message).
+fn dual_at(
+    p: &Bound<'_, PyAny>,
+    t: &Bound<'_, PyAny>,
+    i: &Bound<'_, PyAny>,
+    seed: &Bound<'_, PyAny>,
+    layout: Layout,
+) -> PyResult<Option<Dual>> {
+    let (Ok(p), Ok(t), Ok(i)) = (
+        p.cast::<PyArray1<f64>>(),
+        t.cast::<PyArray2<f64>>(),
+        i.extract::<isize>(),
+    ) else {
+        return Ok(None);
+    };
+    let n = p.len();
+    let (Some(j), &[k, m]) = (position(i, n), t.shape()) else {
+        return Ok(None);
+    };
+    if m != n || layout.rows() != k {
+        return Ok(None);
+    }
+    // Element reads (copies, with the GIL held), no array borrow.
+    let Some(re) = p.get_owned([j]) else {
+        return Ok(None);
+    };
+    let mut missing = false;
+    let x = DualDyn::from_iter(
+        re,
+        k,
+        (0..k).map(|r| {
+            t.get_owned([r, j]).unwrap_or_else(|| {
+                missing = true;
+                f64::NAN
+            })
+        }),
+    );
+    if missing {
+        return Ok(None);
+    }
+    Ok(Some(Dual {
+        x,
+        layout,
+        seed: seed.clone().unbind(),
+    }))
+}
+
+/// ``DualArray[i] = value`` for a 1-d float64 primal ``p (n,)``, tangents ``t (K, n)``, an int
+/// ``i`` and a Dual ``value`` of the array's seed; ``False`` (nothing written, the caller takes
+/// the general path) for anything else.
+fn dual_put(
+    p: &Bound<'_, PyAny>,
+    t: &Bound<'_, PyAny>,
+    i: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    seed: &Bound<'_, PyAny>,
+    layout: Layout,
+) -> PyResult<bool> {
+    let (Ok(p), Ok(t), Ok(v), Ok(i)) = (
+        p.cast::<PyArray1<f64>>(),
+        t.cast::<PyArray2<f64>>(),
+        value.cast::<Dual>(),
+        i.extract::<isize>(),
+    ) else {
+        return Ok(false);
+    };
+    let v = v.get();
+    let n = p.len();
+    let (Some(j), [k, m]) = (position(i, n), t.shape()) else {
+        return Ok(false);
+    };
+    if *m != n || *k != v.x.k() || !(v.seed.is(seed) || v.layout == layout) {
+        return Ok(false);
+    }
+    let (Ok(mut p), Ok(mut t)) = (p.try_readwrite(), t.try_readwrite()) else {
+        return Ok(false);
+    };
+    let (mut p, mut t) = (p.as_array_mut(), t.as_array_mut());
+    let Some(slot) = p.get_mut(j) else {
+        return Ok(false);
+    };
+    *slot = v.x.re();
+    if j < t.ncols() {
+        for (dst, &src) in t.column_mut(j).iter_mut().zip(v.x.eps()) {
+            *dst = src;
+        }
+    }
+    Ok(true)
+}
+
+/// The storage of ``duals.DualArray`` (a Python subclass, ``duals._core``): the primal ndarray
+/// of shape ``S`` (``_p``), the tangent ndarray ``(K, *S)`` (``_t``) and the ``Seed`` (``_s``),
+/// fixed at construction (the arrays themselves are mutable).
+///
+/// ``x[i]`` and ``x[i] = d`` with an int ``i`` on a 1-d array run natively (the element as a
+/// ``Dual``; a ``Dual`` of the array's seed written in place); every other index and value goes
+/// to the subclass's ``_getitem`` / ``_setitem`` (NumPy indexing in Python).
+#[pyclass(module = "duals._native", name = "_DualArrayBase", subclass, frozen)]
+#[derive(Debug)]
+pub struct DualArrayBase {
+    p: Py<PyAny>,
+    t: Py<PyAny>,
+    s: Py<PyAny>,
+    /// The seed's layout, read on first use.
+    layout: OnceLock<Layout>,
+}
+
+impl DualArrayBase {
+    fn layout(&self, py: Python<'_>) -> PyResult<Layout> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(*layout);
+        }
+        let layout = Layout::read(self.s.bind(py))?;
+        let _ = self.layout.set(layout);
+        Ok(layout)
+    }
+}
+
+#[pymethods]
+impl DualArrayBase {
+    /// ``_DualArrayBase.__new__(cls, primal, tangent, seed)``: no checks (``duals._core._make``
+    /// and ``DualArray.__new__`` check).
+    #[new]
+    fn py_new(primal: Py<PyAny>, tangent: Py<PyAny>, seed: Py<PyAny>) -> Self {
+        DualArrayBase {
+            p: primal,
+            t: tangent,
+            s: seed,
+            layout: OnceLock::new(),
+        }
+    }
+
+    /// The primal ndarray, shape ``S``.
+    #[getter]
+    fn _p(&self, py: Python<'_>) -> Py<PyAny> {
+        self.p.clone_ref(py)
+    }
+
+    /// The tangent ndarray, shape ``(K, *S)``.
+    #[getter]
+    fn _t(&self, py: Python<'_>) -> Py<PyAny> {
+        self.t.clone_ref(py)
+    }
+
+    /// The ``Seed``.
+    #[getter]
+    fn _s(&self, py: Python<'_>) -> Py<PyAny> {
+        self.s.clone_ref(py)
+    }
+
+    fn __getitem__(slf: &Bound<'_, Self>, index: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if index.is_exact_instance_of::<PyInt>() {
+            let this = slf.get();
+            let layout = this.layout(py)?;
+            if let Some(d) = dual_at(
+                this.p.bind(py),
+                this.t.bind(py),
+                index,
+                this.s.bind(py),
+                layout,
+            )? {
+                return into_py(py, d);
+            }
+        }
+        Ok(slf
+            .call_method1(intern!(py, "_getitem"), (index,))?
+            .unbind())
+    }
+
+    fn __setitem__(
+        slf: &Bound<'_, Self>,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        if index.is_exact_instance_of::<PyInt>() {
+            let this = slf.get();
+            let layout = this.layout(py)?;
+            if dual_put(
+                this.p.bind(py),
+                this.t.bind(py),
+                index,
+                value,
+                this.s.bind(py),
+                layout,
+            )? {
+                return Ok(());
+            }
+        }
+        slf.call_method1(intern!(py, "_setitem"), (index, value))?;
+        Ok(())
+    }
+}
+
+/// Collected output: primal array, tangent array, seed.
+type Parts<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Py<PyAny>);
+
+/// The items and shape of a list or tuple (shape `(n,)`) or object ndarray; `None` otherwise.
+fn items_of<'py>(obj: &Bound<'py, PyAny>) -> Option<(Vec<Bound<'py, PyAny>>, Vec<usize>)> {
+    if let Ok(l) = obj.cast::<PyList>() {
+        Some((l.iter().collect(), vec![l.len()]))
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        Some((t.iter().collect(), vec![t.len()]))
+    } else if let Ok(a) = obj.cast::<PyArray1<Py<PyAny>>>() {
+        // Element reads (new references, with the thread attached), no array borrow.
+        let n = a.len();
+        let items: Option<Vec<_>> = (0..n)
+            .map(|i| a.get_owned([i]).map(|o| o.into_bound(obj.py())))
+            .collect();
+        Some((items?, vec![n]))
+    } else if let Ok(a) = obj.cast::<PyArrayDyn<Py<PyAny>>>() {
+        let r = a.try_readonly().ok()?;
+        let v = r.as_array();
+        let py = obj.py();
+        Some((
+            v.iter().map(|o| o.bind(py).clone()).collect(),
+            v.shape().to_vec(),
+        ))
+    } else {
+        None
+    }
+}
+
+/// The items as operands, and the first Dual among them; `None` if an item is neither a Dual
+/// nor a plain float/int, no item is a Dual, or the Duals' seeds differ.
+fn scan<'a>(items: &'a [Bound<'_, PyAny>]) -> Option<(Vec<Arg<'a>>, &'a Dual)> {
+    let mut first: Option<&Dual> = None;
+    let mut args = Vec::with_capacity(items.len());
+    for item in items {
+        let a = arg(item);
+        match a {
+            Arg::Dual(d) => match first {
+                None => first = Some(d),
+                Some(f) if f.layout != d.layout || f.x.k() != d.x.k() => return None,
+                Some(_) => {}
+            },
+            Arg::Const(_) => {}
+            Arg::Other => return None,
+        }
+        args.push(a);
+    }
+    Some((args, first?))
+}
+
+/// A new float64 array of `shape` holding `data` in C order (NumPy's allocator: no capsule
+/// keeping a Rust vector alive, which costs more than the copy at these sizes).
+fn new_array<'py>(
+    py: Python<'py>,
+    shape: Vec<usize>,
+    data: Vec<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(errors::shape("internal: array of", &shape, &[data.len()]));
+    }
+    // SAFETY: every element of the new (C-contiguous) array is written below, before the array
+    // is returned to Python.
+    let a = unsafe { PyArrayDyn::<f64>::new(py, shape, false) };
+    // SAFETY: `a` is a new C-contiguous array of exactly `data.len()` elements (checked above),
+    // not yet visible to any other code, so its buffer is valid for the writes and cannot
+    // overlap `data`.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), a.data(), data.len()) };
+    Ok(a.into_any())
+}
+
+/// The primals of the operands (a constant's value, a Dual's primal).
+fn primals(args: &[Arg<'_>]) -> Vec<f64> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Dual(d) => d.x.re(),
+            Arg::Const(c) => *c,
+            Arg::Other => f64::NAN,
+        })
+        .collect()
+}
+
+/// _collect_duals(items) -> (primal, tangent, seed) | None
+///
+/// The parts of a list or tuple (primal ``(n,)``, tangent ``(K, n)``) or object ndarray of shape
+/// ``S`` (primal ``S``, tangent ``(K, *S)``) of Duals (one seed) and plain Python floats/ints
+/// (zero tangents); ``None`` (the caller takes the general path) if any item is something
+/// else, no item is a Dual, or the seeds differ.
+#[pyfunction]
+pub(crate) fn _collect_duals<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyAny>,
+) -> PyResult<Option<Parts<'py>>> {
+    let Some((items, shape)) = items_of(items) else {
+        return Ok(None);
+    };
+    let Some((args, first)) = scan(&items) else {
+        return Ok(None);
+    };
+    let (n, k) = (args.len(), first.x.k());
+    let mut tangent = vec![0.0; k * n];
+    for (i, a) in args.iter().enumerate() {
+        if let Arg::Dual(d) = a {
+            for (row, &e) in d.x.eps().iter().enumerate() {
+                if let Some(slot) = tangent.get_mut(row * n + i) {
+                    *slot = e;
+                }
+            }
+        }
+    }
+    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+    Ok(Some((
+        new_array(py, shape, primals(&args))?,
+        new_array(py, tshape, tangent)?,
+        first.seed.clone_ref(py),
+    )))
+}
+
+/// Jacobian rows of collected output: primal array (or None), its shape, the rows.
+type Rows<'py> = (
+    Option<Bound<'py, PyAny>>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyAny>,
+);
+
+/// _jacobian_rows(y, seed, value) -> (primal | None, shape, jacobian) | None
+///
+/// For a list, tuple or object ndarray ``y`` of shape ``S`` of Duals of the first-order
+/// ``seed`` (``K`` directions) and plain floats/ints: the primal (shape ``S``; ``None`` unless
+/// ``value``), ``S``, and the ``(m, K)`` matrix whose row ``i`` holds the tangents of item ``i``
+/// (C order), i.e. the Jacobian block of the seeded directions. ``None`` (the caller collects
+/// in general) for anything else, including Duals of another seed.
+#[pyfunction]
+pub(crate) fn _jacobian_rows<'py>(
+    py: Python<'py>,
+    y: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+    value: bool,
+) -> PyResult<Option<Rows<'py>>> {
+    let Some((items, shape)) = items_of(y) else {
+        return Ok(None);
+    };
+    let Some((args, first)) = scan(&items) else {
+        return Ok(None);
+    };
+    if !(first.seed.is(seed) || first.layout == Layout::of(seed)?) || !first.layout.first_order() {
+        return Ok(None);
+    }
+    let (m, k) = (args.len(), first.x.k());
+    let mut jac = Vec::with_capacity(m * k);
+    for a in &args {
+        match a {
+            Arg::Dual(d) => jac.extend_from_slice(d.x.eps()),
+            _ => jac.extend(std::iter::repeat_n(0.0, k)),
+        }
+    }
+    let primal = if value {
+        Some(new_array(py, shape.clone(), primals(&args))?)
+    } else {
+        None
+    };
+    Ok(Some((
+        primal,
+        PyTuple::new(py, &shape)?,
+        new_array(py, vec![m, k], jac)?,
+    )))
+}
+
+/// _eye(n) -> ndarray: a new ``(n, n)`` identity matrix (float64), the seed of ``n`` directions.
+#[pyfunction]
+pub(crate) fn _eye(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
+    let mut data = vec![0.0; n * n];
+    for slot in data.iter_mut().step_by(n + 1) {
+        *slot = 1.0;
+    }
+    new_array(py, vec![n, n], data)
+}
