@@ -20,7 +20,7 @@ use crate::kernels::{self, Operand};
 use crate::number::{DualNum, HyperDual64};
 use crate::rules::{select_first_for_max, select_first_for_min};
 
-use super::eval::{check_len, run, split_cols, Cols};
+use super::eval::{check_len, eval_real, operands, run, split_cols, Cols};
 use super::plan::Step;
 use super::{Op, Tape, TapeError};
 
@@ -95,6 +95,7 @@ impl Tape {
             }
             run(
                 steps,
+                self.plan.passive,
                 &mut Cols {
                     data: &mut data,
                     stride: w,
@@ -213,24 +214,28 @@ impl Tape {
     ) -> Result<(), TapeError> {
         let (n, c) = (self.n_inputs, self.consts.len());
         // The operands, padded with the first (every instruction has one).
-        let mut srcs = [u32::MAX; 4];
-        let mut k = 0;
-        step.op.for_each_operand(|v| {
-            srcs[k] = v.0;
-            k += 1;
-        });
-        let first = srcs[0];
-        srcs.iter_mut().skip(k).for_each(|s| *s = first);
+        let (srcs, local) = operands(step.op);
         let aliased = || TapeError::Corrupt {
             reason: "the register plan reads its destination".to_string(),
         };
         let (out_p, sp) = split_cols(p, w, len, step.dst, srcs).ok_or_else(aliased)?;
         let (out_t, st) = split_cols(t, w, len, step.dst, srcs).ok_or_else(aliased)?;
-        // Operand `i`: a constant register is a broadcast constant without a tangent.
+        if step.passive.result() {
+            // On the values alone, as the point evaluator: no tangent.
+            for (k, o) in out_p.iter_mut().enumerate() {
+                *o = eval_real(local, [sp[0][k], sp[1][k], sp[2][k], sp[3][k]]);
+            }
+            out_t.fill(0.0);
+            return Ok(());
+        }
+        // Operand `i`: a constant register is a broadcast constant, a passive value an array
+        // of constants, neither with a tangent.
         let opnd = |i: usize| {
             let r = srcs[i] as usize;
             if (n..n + c).contains(&r) {
                 Operand::ScalarConst(self.consts[r - n])
+            } else if step.passive.operand(i) {
+                Operand::ArrayConst(sp[i])
             } else {
                 Operand::Array {
                     primal: sp[i],

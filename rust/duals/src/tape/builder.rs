@@ -7,7 +7,7 @@ use core::mem::{discriminant, Discriminant};
 
 use crate::rules::{BinaryRule, UnaryRule};
 
-use super::eval::{run, Regs};
+use super::eval::{eval_real, operands, run, Regs};
 use super::plan::Step;
 use super::{CmpOp, Compare, Guard, Op, Tape, TapeError, Var};
 
@@ -120,10 +120,8 @@ impl TapeBuilder {
         let len = self.values.len();
         self.values.push(0.0);
         run::<f64, _>(
-            &[Step {
-                op,
-                dst: len as u32,
-            }],
+            &[Step::new(op, len as u32)],
+            false,
             &mut Regs(&mut self.values),
         );
         let value = self.values.pop().unwrap_or(f64::NAN);
@@ -246,7 +244,9 @@ impl TapeBuilder {
     }
 
     /// `if a op b { if_true } else { if_false }` evaluated at every point (`np.where`,
-    /// `np.clip`): no guard, the derivative follows the selected value.
+    /// `np.clip`): no guard, the derivative follows the selected value. If both are without
+    /// derivative (constants, or computed from constants alone), so is the result: a real, as
+    /// a constant is, though it depends on the point.
     ///
     /// # Errors
     /// [`TapeError::UnknownVar`].
@@ -511,15 +511,13 @@ fn simplify(op: Op, nodes: &[Node]) -> Simple {
 
 /// The value of an instruction whose operands are all constants, by the `f64` evaluator.
 fn fold(op: Op, cst: &dyn Fn(Var) -> Option<f64>) -> f64 {
-    let mut regs = [0.0; 5];
+    let mut args = [f64::NAN; 4];
     let mut k = 0;
-    let local = op.map_operands(|v| {
-        regs[k] = cst(v).unwrap_or(f64::NAN);
+    op.for_each_operand(|v| {
+        args[k] = cst(v).unwrap_or(f64::NAN);
         k += 1;
-        Var(k as u32 - 1)
     });
-    run::<f64, _>(&[Step { op: local, dst: 4 }], &mut Regs(&mut regs));
-    regs[4]
+    eval_real(operands(op).1, args)
 }
 
 /// What identifies a value for merging: operation, operands and constant bits.

@@ -15,8 +15,8 @@ use crate::drivers::{
 use crate::number::DualNum;
 use crate::rules::{BinaryRule, UnaryRule};
 
-use super::plan::Step;
-use super::{Op, Tape, TapeError};
+use super::plan::{Passive, Step};
+use super::{Op, Tape, TapeError, Var};
 
 // ---------------------------------------------------------------------------------------------
 // One program, two frames
@@ -33,14 +33,48 @@ pub(super) trait Frame<D> {
 }
 
 /// Runs `steps` in `frame`. The one place that says what each instruction computes.
+///
+/// A passive step ([`Passive`]) is computed on the real parts of its operands and gives a
+/// number without tangents; `+ - * /` with one passive operand take it as a real, exactly as
+/// the constant forms do (`a + c`, `c - a` as `-a + c`, `c / a` by the quotient rule). The
+/// flag `passive` ([`Plan::passive`](super::plan::Plan::passive)) says whether any step needs
+/// that; without it, the loop does not look.
 #[inline(always)]
-pub(super) fn run<D: DualNum<f64>, Fr: Frame<D>>(steps: &[Step], frame: &mut Fr) {
+pub(super) fn run<D: DualNum<f64>, Fr: Frame<D>>(steps: &[Step], passive: bool, frame: &mut Fr) {
+    if passive {
+        run_passive(steps, frame);
+    } else {
+        run_steps::<D, Fr, false>(steps, frame);
+    }
+}
+
+/// [`run`] looking at passive operands: out of line, so that the common loop inlines as before.
+#[inline(never)]
+fn run_passive<D: DualNum<f64>, Fr: Frame<D>>(steps: &[Step], frame: &mut Fr) {
+    run_steps::<D, Fr, true>(steps, frame);
+}
+
+#[inline(always)]
+fn run_steps<D: DualNum<f64>, Fr: Frame<D>, const PASSIVE: bool>(steps: &[Step], frame: &mut Fr) {
     for step in steps {
         let d = step.dst;
+        let p = if PASSIVE { step.passive } else { Passive::NONE };
+        if p.result() {
+            passive_step(frame, d, step.op);
+            continue;
+        }
         match step.op {
+            Op::Add(a, b) if p.operand(1) => frame.map2(d, a.0, b.0, |x, c| x + c.re()),
+            Op::Add(a, b) if p.operand(0) => frame.map2(d, a.0, b.0, |c, y| y + c.re()),
             Op::Add(a, b) => frame.map2(d, a.0, b.0, |x, y| x + y),
+            Op::Sub(a, b) if p.operand(1) => frame.map2(d, a.0, b.0, |x, c| x - c.re()),
+            Op::Sub(a, b) if p.operand(0) => frame.map2(d, a.0, b.0, |c, y| -y + c.re()),
             Op::Sub(a, b) => frame.map2(d, a.0, b.0, |x, y| x - y),
+            Op::Mul(a, b) if p.operand(1) => frame.map2(d, a.0, b.0, |x, c| x * c.re()),
+            Op::Mul(a, b) if p.operand(0) => frame.map2(d, a.0, b.0, |c, y| y * c.re()),
             Op::Mul(a, b) => frame.map2(d, a.0, b.0, |x, y| x * y),
+            Op::Div(a, b) if p.operand(1) => frame.map2(d, a.0, b.0, |x, c| x / c.re()),
+            Op::Div(a, b) if p.operand(0) => frame.map2(d, a.0, b.0, |c, y| D::from_re(c.re()) / y),
             Op::Div(a, b) => frame.map2(d, a.0, b.0, |x, y| x / y),
             Op::Neg(a) => frame.map1(d, a.0, |x| -x),
             Op::AddConst(a, c) => frame.map1(d, a.0, move |x| x + c),
@@ -66,6 +100,39 @@ pub(super) fn run<D: DualNum<f64>, Fr: Frame<D>>(steps: &[Step], frame: &mut Fr)
             }
         }
     }
+}
+
+/// The operands of `op` (in the order of [`Op::for_each_operand`], padded with the first to
+/// four) and `op` reading local registers `0 .. 4` in their place.
+#[inline]
+pub(super) fn operands(op: Op) -> ([u32; 4], Op) {
+    let mut src = [u32::MAX; 4];
+    let mut k = 0;
+    let local = op.map_operands(|v| {
+        src[k] = v.0;
+        k += 1;
+        Var(k as u32 - 1)
+    });
+    let first = src[0];
+    src.iter_mut().skip(k).for_each(|s| *s = first);
+    (src, local)
+}
+
+/// `op`, reading local registers `0 .. 4` (see [`operands`]), on the reals `args`.
+#[inline(never)]
+pub(super) fn eval_real(local: Op, args: [f64; 4]) -> f64 {
+    let mut regs = [args[0], args[1], args[2], args[3], 0.0];
+    run::<f64, _>(&[Step::new(local, 4)], false, &mut Regs(&mut regs));
+    regs[4]
+}
+
+/// A passive step: `op` on the real parts of its operands, a number without tangents.
+#[inline(never)]
+fn passive_step<D: DualNum<f64>, Fr: Frame<D>>(frame: &mut Fr, d: u32, op: Op) {
+    let (src, local) = operands(op);
+    frame.map4(d, src, move |a, b, c, e| {
+        D::from_re(eval_real(local, [a.re(), b.re(), c.re(), e.re()]))
+    });
 }
 
 /// A unary rule as the [`DualNum`] method of the same name; the match is outside the frame's
@@ -296,7 +363,11 @@ impl Tape {
         for (r, &c) in regs[n..].iter_mut().zip(&self.consts) {
             *r = D::from_re(c);
         }
-        run(&self.plan.steps[..steps], &mut Regs(regs));
+        run(
+            &self.plan.steps[..steps],
+            self.plan.passive,
+            &mut Regs(regs),
+        );
     }
 
     /// Whether every guard holds in `regs` (after a run over all instructions).

@@ -20,6 +20,13 @@
 //! [`Op::Select`] (`np.where`): comparisons look at real parts and the derivative follows the
 //! selected operand.
 //!
+//! Values without a derivative are reals, as in eager mode: the constants, what is computed
+//! from them alone, and a select whose two branches are such values (whatever its comparison
+//! reads, as `where` of two plain arrays is a plain array). The evaluator computes them on real
+//! numbers, and an arithmetic operation takes them as it takes a constant (`x * c`, not the
+//! product of two numbers), so that a zero tangent never meets an infinite or undefined
+//! derivative: `√where(x > 0, 4, 0)` has derivative 0, not `0 · inf`.
+//!
 //! # Building
 //!
 //! A [`TapeBuilder`] records instructions as a tracer meets them and carries the value of each at
@@ -239,7 +246,9 @@ pub enum Op {
     Min(Var, Var),
     /// `max(a, b)` by real part, as [`DualNum::max`](crate::DualNum::max)
     Max(Var, Var),
-    /// `if compare { if_true } else { if_false }`: the derivative is that of the selected value
+    /// `if compare { if_true } else { if_false }`: the derivative is that of the selected value.
+    /// A select of two values without derivative (constants or computed from them) is a real,
+    /// like a constant, at every point (see the [module documentation](self)).
     Select {
         /// The condition, on real parts.
         compare: Compare,
@@ -348,7 +357,7 @@ impl Tape {
         outputs: Vec<Var>,
         guards: Vec<Guard>,
     ) -> Tape {
-        let plan = Plan::new(n_inputs, consts.len(), &ops, &outputs, &guards);
+        let plan = Plan::new(n_inputs, &consts, &ops, &outputs, &guards);
         Tape {
             n_inputs,
             consts,
