@@ -1,20 +1,11 @@
 //! The one place where engine errors become Python exceptions.
 
-use pyo3::exceptions::{PyMemoryError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::PyErr;
 
 /// A kernel's length error: a bug in the caller's shapes, reported as ValueError.
 pub fn kernel(e: duals::kernels::KernelError) -> PyErr {
     PyValueError::new_err(format!("duals internal kernel error: {e}"))
-}
-
-/// A driver error: ValueError naming the argument, MemoryError for results too large.
-#[allow(dead_code)]
-pub fn driver(e: duals::Error) -> PyErr {
-    match e {
-        duals::Error::TooLarge { .. } => PyMemoryError::new_err(e.to_string()),
-        _ => PyValueError::new_err(e.to_string()),
-    }
 }
 
 /// An unknown rule name.
