@@ -443,12 +443,15 @@ def test_public_names():
         "value_and_grad",
         "value_and_jacobian",
         "__version__",
+        "compile",
+        "Compiled",
+        "scipy",
     }
     assert set(duals.__all__) == expected
     for name in expected:
         assert hasattr(duals, name)
     assert isinstance(duals.__version__, str)
-    for name in expected - {"__version__", "Dual", "DualArray"}:
+    for name in expected - {"__version__", "Dual", "DualArray", "scipy"}:
         doc = getattr(duals, name).__doc__
         assert "Examples" in doc and ">>>" in doc, name
 

@@ -21,3 +21,12 @@ def test_example_runs(script):
 
 def test_there_are_examples():
     assert EXAMPLES, "examples/ holds no scripts"
+    names = {p.name for p in EXAMPLES}
+    for name in (
+        "stiff_ode_jacobian.py",
+        "robertson_bdf_radau.py",  # duals.scipy.ode_jacobian, BDF and Radau
+        "van_der_pol.py",  # ode_jacobian, stiff, with a time-dependent variant
+        "rosenbrock_minimize.py",  # minimize_derivatives: Newton-CG (hessp), trust-exact (hess)
+        "curve_fit_least_squares.py",  # least_squares_jacobian
+    ):
+        assert name in names, f"examples/{name} is missing"

@@ -75,6 +75,12 @@ def collect(obj):
         flat_p[i] = p
     if seed is None:
         return primal, None, None
+    if seed.order == 0:  # traced (duals.compile): tape values, constants as their values
+        tangent = np.empty((1,) + shape, dtype=object)
+        flat_t = tangent.reshape((1, len(parts)) + inner)
+        for i, (p, t, _) in enumerate(parts):
+            flat_t[:, i] = p[np.newaxis] if t is None else t
+        return primal, tangent, seed
     tangent = np.zeros((seed.K,) + shape)
     flat_t = tangent.reshape((seed.K, len(parts)) + inner)
     for i, (_, t, _) in enumerate(parts):

@@ -22,7 +22,7 @@ import operator
 
 import numpy as np
 
-from . import _native
+from . import _native, _trace
 
 __all__ = ["Dual", "DualArray"]
 
@@ -53,6 +53,11 @@ class Seed:
     def second(cls, k1: int, k2: int) -> Seed:
         return cls(2, k1, k2)
 
+    @classmethod
+    def trace(cls) -> Seed:
+        """The seed of traced arrays (``duals.compile``): order 0, one row of tape values."""
+        return TRACE
+
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Seed)
@@ -65,6 +70,8 @@ class Seed:
         return hash((self.order, self.k1, self.k2))
 
     def __repr__(self) -> str:
+        if self.order == 0:
+            return "Seed.trace()"
         if self.order == 1:
             return f"Seed.first({self.k1})"
         return f"Seed.second({self.k1}, {self.k2})"
@@ -82,6 +89,14 @@ class Seed:
         out[k1 : k1 + k2] = e2
         out[k1 + k2 :] = np.broadcast_to(e12, (k1, k2) + shape).reshape((k1 * k2,) + shape)
         return out
+
+
+#: The trace seed: a traced array's one "tangent" row holds its tape values (see ``_trace``).
+TRACE = Seed(0, 1)
+
+
+def _traced(s) -> bool:
+    return s is not None and s.order == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -199,24 +214,25 @@ class _DualBase(metaclass=abc.ABCMeta):
     def __abs__(self):
         return unary("abs", self)
 
-    # Comparisons look at primals, as a branch in the differentiated code sees them.
+    # Comparisons look at primals, as a branch in the differentiated code sees them (traced
+    # values: a TraceMask, whose use as a bool records a guard).
     def __lt__(self, other):
-        return self._p < _primal(other)
+        return _compare_op(self, other, "<", operator.lt)
 
     def __le__(self, other):
-        return self._p <= _primal(other)
+        return _compare_op(self, other, "<=", operator.le)
 
     def __gt__(self, other):
-        return self._p > _primal(other)
+        return _compare_op(self, other, ">", operator.gt)
 
     def __ge__(self, other):
-        return self._p >= _primal(other)
+        return _compare_op(self, other, ">=", operator.ge)
 
     def __eq__(self, other):  # type: ignore[override]
-        return self._p == _primal(other)
+        return _compare_op(self, other, "==", operator.eq)
 
     def __ne__(self, other):  # type: ignore[override]
-        return self._p != _primal(other)
+        return _compare_op(self, other, "!=", operator.ne)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -312,11 +328,15 @@ class DualArray(_native._DualArrayBase, _DualBase):
     @property
     def primal(self) -> np.ndarray:
         """The values, shape ``S``."""
+        if _traced(self._s):
+            raise _unsupported("reading .primal of a traced array")
         return self._p
 
     @property
     def tangent(self) -> np.ndarray:
         """The tangents, shape ``(K, *S)``."""
+        if _traced(self._s):
+            raise _unsupported("reading .tangent of a traced array")
         return self._t
 
     @property
@@ -337,6 +357,8 @@ class DualArray(_native._DualArrayBase, _DualBase):
             yield self[i]
 
     def __bool__(self) -> bool:
+        if _traced(self._s):
+            return _trace.truth(self._t[0, ...], self._p)
         return bool(self._p)
 
     # x[i] and x[i] = d (int i, 1-d x) run natively in the base class; other indices here.
@@ -353,7 +375,10 @@ class DualArray(_native._DualArrayBase, _DualBase):
             raise ValueError(_mixed_seeds(self._s, vs))
         target = self._p[index]
         self._p[index] = vp
-        if vt is None:
+        if _traced(self._s):
+            # the tape values: the value's nodes, or its (constant) values
+            self._t[tindex] = _expand(vt if vt is not None else np.asarray(vp)[None], np.ndim(target))
+        elif vt is None:
             self._t[tindex] = 0.0
         else:
             self._t[tindex] = _expand(vt, np.ndim(target))
@@ -390,13 +415,13 @@ class DualArray(_native._DualArrayBase, _DualBase):
         return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def argmax(self, axis=None):
-        return np.argmax(self._p, axis=axis)
+        return np.argmax(self, axis=axis)
 
     def argmin(self, axis=None):
-        return np.argmin(self._p, axis=axis)
+        return np.argmin(self, axis=axis)
 
     def argsort(self, axis=-1):
-        return np.argsort(self._p, axis=axis)
+        return np.argsort(self, axis=axis)
 
     def trace(self, offset=0, axis1=0, axis2=1):
         return np.trace(self, offset=offset, axis1=axis1, axis2=axis2)
@@ -469,6 +494,32 @@ def _compare(a, b, op: int):
     return _COMPARISONS[op](a._p, _primal(b))
 
 
+def _compare_op(a, b, symbol: str, op):
+    """``a op b`` on primals, or a TraceMask of traced values."""
+    if _traced(a._s) or (isinstance(b, _DualBase) and _traced(b._s)):
+        return compare(symbol, a, b)
+    return op(a._p, _primal(b))
+
+
+def compare(symbol: str, a, b):
+    """``a op b`` (``symbol`` one of ``< <= > >= == !=``): a boolean array of primals, or a
+    TraceMask when a traced value takes part."""
+    A, B = _parts(a), _parts(b)
+    if _traced(A[2]) or _traced(B[2]):
+        return _trace.TraceMask.compare(symbol, _trace.values(A), _trace.values(B))
+    return _COMPARISON_BY_SYMBOL[symbol](A[0], B[0])
+
+
+_COMPARISON_BY_SYMBOL = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
 # ------------------------------------------------------------------------------------------------
 # Construction and operands
 # ------------------------------------------------------------------------------------------------
@@ -478,9 +529,39 @@ def _make(p: np.ndarray, t: np.ndarray, s: Seed):
     """The one constructor of results: a Dual for 0-d, else a DualArray (no checks)."""
     if type(p) is not np.ndarray or p.dtype is not _F64:
         p = np.asarray(p, dtype=np.float64)
+    if s.order == 0:
+        t = _trace.fill_constants(np.asarray(t), p)
+        if p.ndim == 0:
+            return _TraceScalar(p, t, s)
+        return _new_array(DualArray, p, t, s)
     if p.ndim == 0:
         return _new_dual(p, t, s)
     return _new_array(DualArray, p, t, s)
+
+
+class _TraceScalar(_DualBase):
+    """A traced 0-d value (``duals.compile``): what indexing a traced array to one element
+    gives, with the arithmetic, ufuncs and conversions of :class:`Dual`."""
+
+    __slots__ = ("_p", "_t", "_s")
+
+    def __init__(self, p: np.ndarray, t: np.ndarray, s: Seed) -> None:
+        self._p = p
+        self._t = t
+        self._s = s
+
+    def __bool__(self) -> bool:
+        return _trace.truth(self._t[0, ...], self._p)
+
+    def __round__(self, ndigits=None):
+        raise TypeError(_LOST.format(what="a rounded float"))
+
+    def __repr__(self) -> str:
+        return f"<traced value {float(self._p)!r}>"
+
+
+def _unsupported(what: str):
+    return _trace.unsupported(what)
 
 
 def _as_float_array(x, what: str) -> np.ndarray:
@@ -502,6 +583,8 @@ def _primal(x):
 
 def _plain_index(index):
     """Index with the primal of any dual number inside (x[d] is not allowed: it has no value)."""
+    if _trace.active():
+        index = _trace.plain(index)
     if isinstance(index, _DualBase):
         raise TypeError(
             "a dual number cannot be used as an index; use an integer or a boolean array"
@@ -586,6 +669,9 @@ def unary(name: str, x, param: float = 0.0):
     if t is None:
         f, _, _ = _native.unary_derivs(name, p, param)
         return f
+    if s.order == 0:
+        f = np.asarray(_native.unary_derivs(name, p, param)[0])
+        return _make(f, _trace.unary(name, t[0, ...], f, param)[np.newaxis], s)
     t = np.asarray(t, order="C")
     if s.order == 1:
         fp, ft = _native.unary(name, p, t, param)
@@ -609,6 +695,8 @@ def chain2(f, da, db, daa, dab, dbb, a_parts, b_parts):
     s = _seed_of(sa, sb)
     if s is None:
         return f
+    if s.order == 0:
+        raise _unsupported("a two-argument function without a tape rule")
     nd = np.ndim(f)
     ta = None if ta is None else _expand(ta, nd)
     tb = None if tb is None else _expand(tb, nd)
@@ -656,6 +744,10 @@ def binary_rule(name: str, a, b):
     f, da, db, daa, dab, dbb = _native.binary_derivs(
         name, np.asarray(x, order="C"), np.asarray(y, order="C")
     )
+    s = _seed_of(pa[2], pb[2])
+    if _traced(s):
+        f = np.asarray(f)
+        return _make(f, _trace.binary(name, _trace.values(pa), _trace.values(pb), f)[None], s)
     return chain2(f, da, db, daa, dab, dbb, pa, pb)
 
 
@@ -671,6 +763,9 @@ def _linear2(a, b, sign: float):
     p = pa + pb if sign > 0 else pa - pb
     if s is None:
         return p
+    if s.order == 0:
+        V = _trace.binary("add" if sign > 0 else "sub", _tv(pa, ta), _tv(pb, tb), np.asarray(p))
+        return _make(p, V[np.newaxis], s)
     nd = np.ndim(p)
     if ta is None:
         t = _full_tangent(tb if sign > 0 else -tb, s.K, np.shape(p))
@@ -701,6 +796,9 @@ def mul(a, b):
     p = pa * pb
     if s is None:
         return p
+    if s.order == 0:
+        V = _trace.binary("mul", _tv(pa, ta), _tv(pb, tb), np.asarray(p))
+        return _make(p, V[np.newaxis], s)
     if s.order == 2 and ta is not None and tb is not None:
         one, zero = np.ones(()), np.zeros(())
         return chain2(p, pb, pa, zero, one, zero, A, B)
@@ -725,6 +823,9 @@ def div(a, b):
         f = pa / pb
         if s is None:
             return f
+        if s.order == 0:
+            V = _trace.binary("div", _tv(pa, ta), _tv(pb, tb), np.asarray(f))
+            return _make(f, V[np.newaxis], s)
         if tb is None:
             return mul(a, 1.0 / pb)
         if s.order == 2:
@@ -757,22 +858,36 @@ def power(a, b):
 
 def floor_divide(a, b):
     """``a // b``: piecewise constant, derivative zero."""
-    pa, _, sa = _parts(a)
-    pb, _, sb = _parts(b)
+    pa, ta, sa = _parts(a)
+    pb, tb, sb = _parts(b)
     s = _seed_of(sa, sb)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.floor_divide(pa, pb)
+        if _traced(s):
+            # floor(a / b) on the tape (NumPy's floor_divide corrects the rounding of a / b in
+            # rare cases; the tape's value is the floor of the rounded quotient)
+            d = _trace.binary("div", _tv(pa, ta), _tv(pb, tb), np.asarray(pa / pb))
+            return _make(q, _trace.unary("floor", d, np.asarray(q))[np.newaxis], s)
     return constant(q, s)
 
 
 def mod(a, b):
     """``a % b`` (NumPy's floor remainder, sign of ``b``): ``a - b * floor(a / b)`` with the
     floor held constant, so ``d/da = 1`` and ``d/db = -floor(a/b)``."""
-    pa, _, _ = _parts(a)
-    pb, _, _ = _parts(b)
+    pa, _, sa = _parts(a)
+    pb, _, sb = _parts(b)
+    if _traced(_seed_of(sa, sb)):
+        return sub(a, mul(b, floor_divide(a, b)))
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.floor_divide(pa, pb)
     return sub(a, mul(b, q))
+
+
+def _tv(p, t, s=TRACE):
+    """Tape values of an operand in a trace: its node row, or its values (a constant)."""
+    if t is not None and s is not None and s.order == 0:
+        return t[0, ...]
+    return np.asarray(p, dtype=np.float64)
 
 
 def constant(p, s: Seed | None):
@@ -788,10 +903,16 @@ def select(cond, a, b):
     pa, ta, sa = _parts(a)
     pb, tb, sb = _parts(b)
     s = _seed_of(sa, sb)
+    if isinstance(cond, _trace.TraceMask):
+        p = np.where(cond._b, pa, pb)
+        V = _trace.select(cond, _tv(pa, ta, sa), _tv(pb, tb, sb), np.asarray(p))
+        return _make(p, V[np.newaxis], s if s is not None else TRACE)
     cond = np.asarray(cond, dtype=bool)
     p = np.where(cond, pa, pb)
     if s is None:
         return p
+    if s.order == 0:
+        return _make(p, np.where(cond, _tv(pa, ta), _tv(pb, tb))[np.newaxis], s)
     shape = p.shape
     t = np.where(
         np.broadcast_to(cond, shape)[np.newaxis],

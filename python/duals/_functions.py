@@ -49,8 +49,10 @@ import operator
 
 import numpy as np
 
+from . import _trace as _tracer
 from ._core import (
     _LOST,
+    TRACE,
     Dual,
     DualArray,
     Seed,
@@ -60,13 +62,16 @@ from ._core import (
     _make,
     _parts,
     _seed_of,
+    _traced,
+    _tv,
+    compare,
     constant,
     mul,
     select,
     unary,
 )
 
-__all__ = ["HANDLED", "array_function", "implements"]
+__all__ = ["HANDLED", "TRACE_SAFE", "array_function", "implements"]
 
 #: NumPy function -> its implementation on dual numbers.
 HANDLED: dict = {}
@@ -118,6 +123,8 @@ def array_function(func, types, args, kwargs, self):
             "would convert it to a plain array and lose the derivative. Write the computation "
             "with supported NumPy functions (the list is duals._functions.HANDLED)."
         )
+    if _tracer.active() and func not in TRACE_SAFE:
+        raise _tracer.unsupported(_qualname(func))
     if func in _LIKE:
         return impl(*args, _like=self, **kwargs)
     return impl(*args, **kwargs)
@@ -270,6 +277,162 @@ def _mT(x):
 
 
 # ------------------------------------------------------------------------------------------------
+# Compiled mode (duals.compile): tape values, guards and masks
+# ------------------------------------------------------------------------------------------------
+# A traced operand's tangent row holds its values on the tape (see ``duals._trace``). Handlers
+# that look at values (an order, a pivot, a condition) record *guards* fixing what they saw, so
+# that the compiled tape is only used where the same choices are made, or compute the choice on
+# the tape (``compare`` + ``select``).
+
+
+def _is_traced(*xs) -> bool:
+    """Whether an operand is a traced dual (``duals.compile``); cheap for eager operands."""
+    for x in xs:
+        if isinstance(x, _DualBase):
+            if _traced(x._s):
+                return True
+        elif isinstance(x, (list, tuple)) and _tracer.active() and _is_traced(*x):
+            return True
+    return False
+
+
+def _vals(x):
+    """The tape values of an operand in a trace: its node row, or its values (a constant)."""
+    p, t, s = _parts(x)
+    return _tv(p, t, s)
+
+
+def _guard(op: str, A, B) -> np.ndarray:
+    """``A op B`` element by element on tape values; records a guard for every element that
+    involves a traced value. The outcome (a boolean array)."""
+    m = _tracer.TraceMask.compare(op, A, B)
+    return m.guarded() if isinstance(m, _tracer.TraceMask) else m
+
+
+def _nan_guards(V, p) -> None:
+    """Guards fixing which elements are NaN, when some are at the trace point (comparisons with
+    True outcomes already exclude NaN elsewhere)."""
+    if np.isnan(p).any():
+        _guard("!=", V, V)
+
+
+def _mask(c):
+    """A condition: a TraceMask as it is, a traced value's truth (``!= 0``) as a TraceMask, any
+    other value as a plain boolean array."""
+    if isinstance(c, _tracer.TraceMask):
+        return c
+    if isinstance(c, _DualBase) and _traced(c._s):
+        return compare("!=", c, 0.0)
+    return np.asarray(_primals(c), dtype=bool)
+
+
+def _plain_mask(c) -> np.ndarray:
+    """A condition as a plain boolean array (guards on traced values)."""
+    return np.asarray(_tracer.plain(_mask(c)), dtype=bool)
+
+
+def _where_mask(where, as_bool: bool) -> np.ndarray:
+    """A ``where=`` argument as a plain array (in a trace, traced values are guarded)."""
+    if _tracer.active():
+        return _plain_mask(where)
+    return np.asarray(_primals(where), dtype=bool) if as_bool else np.asarray(_primals(where))
+
+
+def _reduce_where(where):
+    """The ``where=`` of a sum or mean: ``True`` for everything, else a plain array."""
+    if where is _NV or where is True:
+        return True
+    w = _where_mask(where, False)
+    return True if w.ndim == 0 and w.dtype == bool and bool(w) else w
+
+
+def _axis_front(p, V, axis):
+    """``p`` and ``V`` with ``axis`` (None: all, flattened) moved to the front and the other axes
+    merged: ``(n, m)`` arrays."""
+    if axis is None:
+        return p.reshape(-1, 1), V.reshape(-1, 1)
+    ax = _ax(axis, p.ndim)
+    n = p.shape[ax]
+    return np.moveaxis(p, ax, 0).reshape(n, -1), np.moveaxis(V, ax, 0).reshape(n, -1)
+
+
+def _order_guards(V, p, idx, exact: bool) -> None:
+    """Guards fixing the order ``idx`` (an argsort of ``p`` along axis 0) of the tape values
+    ``V``, both ``(n, m)``. ``exact``: every tie and strict inequality between neighbours (the
+    outcomes of all comparisons are then those of the trace point, so any comparison sort gives
+    the same permutation); otherwise ties may break in index order (a stable sort)."""
+    _nan_guards(V, p)
+    if p.shape[0] < 2:
+        return
+    S = np.take_along_axis(V, idx, 0)
+    A, B = S[:-1], S[1:]
+    if exact:
+        sp = np.take_along_axis(p, idx, 0)
+        tie = sp[:-1] == sp[1:]
+        _guard("==", A[tie], B[tie])
+        _guard("<", A[~tie], B[~tie])
+    else:
+        up = idx[:-1] < idx[1:]
+        _guard("<=", A[up], B[up])
+        _guard("<", A[~up], B[~up])
+
+
+def _argext_guards(V, p, idx, which: str) -> None:
+    """Guards fixing ``idx`` (``(m,)``) as the first position of the maximum (``which="max"``)
+    or minimum along axis 0 of ``V``/``p`` ``(n, m)`` (a NaN at the trace point: NaN status)."""
+    _nan_guards(V, p)
+    n, m = p.shape
+    if n < 2 or m == 0:
+        return
+    best = np.broadcast_to(V[idx, np.arange(m)], V.shape)
+    pos = np.arange(n)[:, np.newaxis]
+    before, after = pos < idx, pos > idx
+    strict, weak = ("<", "<=") if which == "max" else (">", ">=")
+    _guard(strict, V[before], best[before])
+    _guard(weak, V[after], best[after])
+
+
+def _rank_guards(V, p, idx, ranks) -> None:
+    """Guards fixing which elements have the sorted positions ``ranks`` along axis 0 (``idx`` a
+    stable argsort of ``p``; ``V``, ``p`` ``(n, m)``): every other element stays between the
+    selected neighbours of its rank, so the values at those ranks are the same elements'."""
+    _nan_guards(V, p)
+    n = p.shape[0]
+    R = sorted({int(r) for r in np.ravel(ranks)})
+    if n < 2 or not R:
+        return
+    lo_hi = []
+    for k in range(n):
+        j = int(np.searchsorted(R, k))
+        if j < len(R) and R[j] == k:
+            continue
+        if j > 0:
+            lo_hi.append((R[j - 1], k))
+        if j < len(R):
+            lo_hi.append((k, R[j]))
+    lo_hi += list(zip(R[:-1], R[1:], strict=True))
+    if not lo_hi:
+        return
+    S = np.take_along_axis(V, idx, 0)
+    i, j = np.array(lo_hi).T
+    _guard("<=", S[i], S[j])
+
+
+def _search_guards(Va, pa, Vv, pv, j, side: str) -> None:
+    """Guards fixing ``j = searchsorted(a, v, side)`` (``a`` sorted, 1-D; ``v`` and ``j`` 1-D):
+    ``a[j-1] < v <= a[j]`` (left) or ``a[j-1] <= v < a[j]`` (right)."""
+    if np.isnan(pa).any() or np.isnan(pv).any():
+        _guard("!=", Va, Va)
+        _guard("!=", Vv, Vv)
+    n = pa.shape[0]
+    lo, hi = ("<", "<=") if side == "left" else ("<=", "<")
+    m = j > 0
+    _guard(lo, Va[j[m] - 1], Vv[m])
+    m = j < n
+    _guard(hi, Vv[m], Va[j[m]])
+
+
+# ------------------------------------------------------------------------------------------------
 # Tangent rules and their second-order lift
 # ------------------------------------------------------------------------------------------------
 
@@ -283,6 +446,9 @@ def _lift(rule, operands):
     """
     parts = [_parts(x) for x in operands]
     s = _seed_of(*(q[2] for q in parts))
+    if s is not None and s.order == 0:
+        # a tangent rule is not a value: duals.compile needs a traced implementation
+        raise _tracer.unsupported(getattr(rule, "__qualname__", "this function"))
     if s is None or s.order == 1:
         outs = rule([q[0] for q in parts], [q[1] for q in parts])
         res = []
@@ -325,6 +491,17 @@ def _lift(rule, operands):
 
 def _rule1(rule, *operands):
     return _lift(rule, operands)[0]
+
+
+def _values_rule1(rule, *operands):
+    """A multilinear ``rule`` in a trace: its value is the same function of the operands' tape
+    values (NumPy evaluates it on object arrays, recording every product and sum)."""
+    parts = [_parts(x) for x in operands]
+    s = _seed_of(*(q[2] for q in parts))
+    none = [None] * len(parts)
+    f = np.asarray(rule([q[0] for q in parts], none)[0][0], dtype=np.float64)
+    V = np.asarray(rule([_tv(*q) for q in parts], none)[0][0])
+    return _make(f, V[np.newaxis], s)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -766,7 +943,7 @@ def _take_along_axis(arr, indices, axis=-1):
 
 @implements(np.compress)
 def _compress(condition, a, axis=None, out=None):
-    cond = np.asarray(_primals(condition))
+    cond = _plain_mask(condition) if _tracer.active() else np.asarray(_primals(condition))
     p = _parts(a)[0]
     if axis is None:
         res = _linear(
@@ -784,7 +961,9 @@ def _compress(condition, a, axis=None, out=None):
 
 @implements(np.extract)
 def _extract(condition, arr):
-    cond = np.asarray(_primals(condition)).ravel().astype(bool)
+    cond = _plain_mask(condition).ravel() if _tracer.active() else None
+    if cond is None:
+        cond = np.asarray(_primals(condition)).ravel().astype(bool)
     return _compress(cond, _ravel(arr) if _isdual(arr) else np.ravel(arr))
 
 
@@ -883,11 +1062,14 @@ def _pad(array, pad_width, mode="constant", **kwargs):
     if s is None:
         return r
     pw = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (p.ndim, 2)).tolist()
+    if mode == "linear_ramp" and _traced(s):
+        ev = np.broadcast_to(np.asarray(kwargs.get("end_values", 0.0), dtype=float), (p.ndim, 2))
+        return _with_primal(_traced_linear_ramp(array, pw, ev), r)
     tpw = [(0, 0)] + [tuple(x) for x in pw]
     tk = dict(kwargs)
     if mode == "constant":
         tk["constant_values"] = 0.0
-    elif mode == "linear_ramp":
+    elif mode == "linear_ramp" and not _traced(s):  # in a trace: ramps of the tape values
         tk["end_values"] = 0.0
     elif mode == "empty":
         mode, tk = "constant", {}
@@ -895,6 +1077,26 @@ def _pad(array, pad_width, mode="constant", **kwargs):
         sl = np.broadcast_to(np.asarray(tk["stat_length"]), (p.ndim, 2)).tolist()
         tk["stat_length"] = [(1, 1)] + [tuple(x) for x in sl]
     return _make(r, np.pad(t, tpw, mode=mode, **tk), s)
+
+
+def _traced_linear_ramp(x, pw, ev):
+    """``np.pad(x, pw, "linear_ramp", end_values=ev)`` with dual operations, axis after axis
+    as NumPy pads (its ramps are ``linspace(end, edge, width, endpoint=False)``)."""
+    for axis, ((before, after), (eb, ea)) in enumerate(zip(pw, ev, strict=True)):
+        n = np.shape(_parts(x)[0])[axis]
+        pieces = []
+        for width, end, edge_at, rev in ((before, eb, 0, False), (after, ea, n - 1, True)):
+            if not width:
+                pieces.append(None)
+                continue
+            edge = _take(x, [edge_at], axis=axis)
+            shape = [1] * np.ndim(_parts(x)[0])
+            shape[axis] = width
+            i = np.arange(width, dtype=np.float64).reshape(shape)
+            ramp = i * ((edge - end) / float(width)) + end
+            pieces.append(_flip(ramp, axis) if rev else ramp)
+        x = _concatenate([q for q in (pieces[0], x, pieces[1]) if q is not None], axis=axis)
+    return x
 
 
 @implements(_np("lib.stride_tricks.sliding_window_view"))
@@ -966,7 +1168,7 @@ def _diag(v, k=0):
     r = np.diag(p, k)
     if s is None:
         return r
-    out = np.zeros((s.K,) + r.shape)
+    out = np.zeros((s.K,) + r.shape, dtype=t.dtype)  # object: tape values (duals.compile)
     i = np.arange(p.size)
     out[:, i + max(-k, 0), i + max(k, 0)] = t
     return _make(r, out, s)
@@ -1045,14 +1247,25 @@ def _fill_diagonal(a, val, wrap=False):
 def _sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NV, where=True):
     _check_dtype(dtype, "sum")
     keepdims = bool(keepdims) if _given(keepdims) else False
-    where = True if where is _NV else np.asarray(_primals(where))
+    where = _reduce_where(where)
     p = _parts(a)[0]
     axes = _axes(axis, p.ndim)
     kw = {"initial": initial} if _given(initial) and initial is not None else {}
+
+    def tsum(t):
+        if t.dtype == object:
+            # tape values (duals.compile): the initial value is part of the value; NumPy's
+            # object reductions need an initial value with where=
+            init = float(kw.get("initial", 0.0))
+            twhere = {} if where is True else {"where": where, "initial": init}
+            r = np.sum(t, axis=_tax(axes), keepdims=keepdims, **twhere)
+            return r + init if "initial" in kw and where is True else r
+        return np.sum(t, axis=_tax(axes), keepdims=keepdims, where=where)
+
     res = _linear(
         a,
         lambda p: np.sum(p, axis=axes, keepdims=keepdims, where=where, **kw),
-        lambda t: np.sum(t, axis=_tax(axes), keepdims=keepdims, where=where),
+        tsum,
     )
     return _store(res, out)
 
@@ -1061,13 +1274,23 @@ def _sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NV, where=
 def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
     _check_dtype(dtype, "mean")
     keepdims = bool(keepdims) if _given(keepdims) else False
-    where = True if where is _NV else np.asarray(_primals(where))
+    where = _reduce_where(where)
     p = _parts(a)[0]
     axes = _axes(axis, p.ndim)
+
+    def tmean(t):
+        if t.dtype == object and where is not True:  # tape values (duals.compile)
+            w = np.broadcast_to(where, t.shape[1:])
+            total = np.sum(t, axis=_tax(axes), keepdims=keepdims, where=w, initial=0.0)
+            return total / np.sum(w, axis=axes, keepdims=keepdims)
+        if t.dtype == object:
+            return np.mean(t, axis=_tax(axes), keepdims=keepdims)
+        return np.mean(t, axis=_tax(axes), keepdims=keepdims, where=where)
+
     res = _linear(
         a,
         lambda p: np.mean(p, axis=axes, keepdims=keepdims, where=where),
-        lambda t: np.mean(t, axis=_tax(axes), keepdims=keepdims, where=where),
+        tmean,
     )
     return _store(res, out)
 
@@ -1194,11 +1417,80 @@ def _gradient(f, *varargs, axis=None, edge_order=1):
     r = np.gradient(p, *varargs, axis=axis, edge_order=edge_order)
     if s is None:
         return r
+    if _traced(s):
+        # NumPy's gradient allocates float64 results: its steps on the tape values instead
+        outs = _object_gradient(t[0], varargs, axes, edge_order)
+        if len(axes) == 1:
+            return _make(r, outs[0][np.newaxis], s)
+        return tuple(_make(rp, o[np.newaxis], s) for rp, o in zip(r, outs, strict=True))
     rt = np.gradient(t, *varargs, axis=_tax(axes), edge_order=edge_order)
     if len(axes) == 1:
         rt = rt if isinstance(rt, np.ndarray) else rt[0]
         return _make(r, rt, s)
     return tuple(_make(rp, tt, s) for rp, tt in zip(r, rt, strict=True))
+
+
+def _object_gradient(f, varargs, axes, edge_order):
+    """``numpy.gradient`` of an object array (tape values) along ``axes``: NumPy's formulas
+    and operation order (its own argument checks have run on the primal)."""
+    N = f.ndim
+    n = len(varargs)
+    if n == 0:
+        dx = [1.0] * len(axes)
+    elif n == 1 and np.ndim(varargs[0]) == 0:
+        dx = list(varargs) * len(axes)
+    else:
+        dx = list(varargs)
+        for i, d in enumerate(dx):
+            d = np.asanyarray(d)
+            if d.ndim == 0:
+                continue
+            diffx = np.diff(d.astype(np.float64) if np.issubdtype(d.dtype, np.integer) else d)
+            dx[i] = diffx[0] if (diffx == diffx[0]).all() else diffx
+    outs = []
+    for axis, h in zip(axes, dx, strict=True):
+
+        def at(i, axis=axis):
+            sl = [slice(None)] * N
+            sl[axis] = i
+            return tuple(sl)
+
+        out = np.empty(f.shape, dtype=object)
+        if np.ndim(h) == 0:
+            out[at(slice(1, -1))] = (f[at(slice(2, None))] - f[at(slice(None, -2))]) / (2.0 * h)
+        else:
+            dx1, dx2 = h[0:-1], h[1:]
+            shape = np.ones(N, dtype=int)
+            shape[axis] = -1
+            a = (-(dx2) / (dx1 * (dx1 + dx2))).reshape(shape)
+            b = ((dx2 - dx1) / (dx1 * dx2)).reshape(shape)
+            c = (dx1 / (dx2 * (dx1 + dx2))).reshape(shape)
+            out[at(slice(1, -1))] = (
+                a * f[at(slice(None, -2))] + b * f[at(slice(1, -1))] + c * f[at(slice(2, None))]
+            )
+        uniform = np.ndim(h) == 0
+        if edge_order == 1:
+            out[at(0)] = (f[at(1)] - f[at(0)]) / (h if uniform else h[0])
+            out[at(-1)] = (f[at(-1)] - f[at(-2)]) / (h if uniform else h[-1])
+        else:
+            if uniform:
+                a, b, c = -1.5 / h, 2.0 / h, -0.5 / h
+            else:
+                dx1, dx2 = h[0], h[1]
+                a = -(2.0 * dx1 + dx2) / (dx1 * (dx1 + dx2))
+                b = (dx1 + dx2) / (dx1 * dx2)
+                c = -dx1 / (dx2 * (dx1 + dx2))
+            out[at(0)] = a * f[at(0)] + b * f[at(1)] + c * f[at(2)]
+            if uniform:
+                a, b, c = 0.5 / h, -2.0 / h, 1.5 / h
+            else:
+                dx1, dx2 = h[-2], h[-1]
+                a = (dx2) / (dx1 * (dx1 + dx2))
+                b = -(dx2 + dx1) / (dx1 * dx2)
+                c = (2.0 * dx2 + dx1) / (dx2 * (dx1 + dx2))
+            out[at(-1)] = a * f[at(-3)] + b * f[at(-2)] + c * f[at(-1)]
+        outs.append(out)
+    return outs
 
 
 def _trapz_impl(y, x=None, dx=1.0, axis=-1):
@@ -1272,6 +1564,8 @@ def _tensordot_rule(axa, axb):
 def _tensordot(a, b, axes=2):
     na, nb = np.ndim(_parts(a)[0]), np.ndim(_parts(b)[0])
     axa, axb = _tensordot_axes(axes, na, nb)
+    if _is_traced(a, b):
+        return _values_rule1(_tensordot_rule(axa, axb), a, b)
     return _rule1(_tensordot_rule(axa, axb), a, b)
 
 
@@ -1401,6 +1695,8 @@ def _einsum(*operands, out=None, optimize=False, **kwargs):
     in_list, outs, ops = _einsum_parse(operands)
     kw = {"optimize": optimize}
     kw.update({k: v for k, v in kwargs.items() if k in ("order", "casting")})
+    if _is_traced(*ops):
+        return _store(_values_rule1(_einsum_rule(in_list, outs, kw), *ops), out)
     return _store(_rule1(_einsum_rule(in_list, outs, kw), *ops), out)
 
 
@@ -1458,7 +1754,10 @@ def _convolve(a, v, mode="full"):
     ref = np.convolve(pa, pv, mode)  # NumPy's checks (empty inputs)
     a = _ravel_any(a)
     v = _ravel_any(v)
-    full = _rule1(_conv_rule, a, v)
+    if _is_traced(a, v):
+        full = _traced_convolve(a, v)
+    else:
+        full = _rule1(_conv_rule, a, v)
     return _with_primal(_conv_mode(full, pa.size, pv.size, mode), ref)
 
 
@@ -1468,10 +1767,27 @@ def _correlate(a, v, mode="valid"):
     ref = np.correlate(pa, pv, mode)
     a = _ravel_any(a)
     v = _ravel_any(v)
+    swap = pa.size < pv.size  # NumPy correlates v with a then, and reverses the result
+    if swap:
+        a, v, pa, pv = v, a, pv, pa
     vr = _flip(v) if _isdual(v) else v[::-1]
     # correlate(a, v) = convolve(a, v[::-1]) for real inputs
-    r = _conv_mode(_rule1(_conv_rule, a, vr), pa.size, pv.size, mode)
+    full = _traced_convolve(a, vr) if _is_traced(a, vr) else _rule1(_conv_rule, a, vr)
+    r = _conv_mode(full, pa.size, pv.size, mode)
+    if swap:
+        r = _flip(r) if _isdual(r) else r[::-1]
     return _with_primal(r, ref)
+
+
+def _traced_convolve(a, v):
+    """The full convolution of 1-D operands in a trace: NumPy's on the tape values (object
+    arrays: only the overlapping products are recorded)."""
+    (pa, ta, sa), (pv, tv, sv) = _parts(a), _parts(v)
+    s = _seed_of(sa, sv)
+    p = np.convolve(pa, pv)
+    if pa.size == 0 or pv.size == 0:
+        return constant(p, s)
+    return _make(p, np.convolve(_tv(pa, ta, sa), _tv(pv, tv, sv))[np.newaxis], s)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1516,7 +1832,7 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NV, where
     keepdims = bool(keepdims) if _given(keepdims) else False
     p, _, s = _parts(a)
     if where is not _NV and where is not True:
-        a = select(np.broadcast_to(np.asarray(_primals(where), dtype=bool), p.shape), a, 1.0)
+        a = select(np.broadcast_to(_where_mask(where, True), p.shape), a, 1.0)
     x, axes, _ = _reduce_front(a, axis)
     r = _prod_front(x, s)
     kw = {}
@@ -1524,7 +1840,7 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NV, where
         r = mul(r, initial)
         kw["initial"] = _parts(initial)[0]
     if where is not _NV and where is not True:
-        kw["where"] = np.asarray(_primals(where), dtype=bool)
+        kw["where"] = _where_mask(where, True)
     ref = np.prod(p, axis=axis, keepdims=keepdims, **kw)  # NumPy's rounding (sequential)
     return _store(_with_primal(_keep(r, p.shape, axes, keepdims), ref), out)
 
@@ -1575,7 +1891,7 @@ def _cumulative_prod(x, *, axis=None, dtype=None, out=None, include_initial=Fals
     return _store(r, out)
 
 
-def _extreme(a, axis, out, keepdims, initial, where, which):
+def _extreme(a, axis, out, keepdims, initial, where, which, ignore_nan=False):
     keepdims = bool(keepdims) if _given(keepdims) else False
     p, t, s = _parts(a)
     npf = np.max if which == "max" else np.min
@@ -1583,11 +1899,30 @@ def _extreme(a, axis, out, keepdims, initial, where, which):
     if _given(initial) and initial is not None:
         kw["initial"] = _parts(initial)[0]
     if where is not _NV and where is not True:
-        kw["where"] = np.asarray(_primals(where), dtype=bool)
+        kw["where"] = _plain_mask(where)
     ref = npf(p, axis=axis, keepdims=keepdims, **kw)  # NumPy's errors and values
     if s is None:
         return _store(ref, out)
     axes = _axes(axis, p.ndim)
+    if _traced(s) or _is_traced(initial):
+        # on the tape: a tree of maximum/minimum selects (fmax/fmin ignoring NaN), no guard
+        if ignore_nan:
+            uf = np.fmax if which == "max" else np.fmin
+        else:
+            uf = np.maximum if which == "max" else np.minimum
+        dual_init = _isdual(initial)
+        kr = {}
+        if "where" in kw:
+            # masked elements take the initial value (a dual one joins after the reduction)
+            kr["where"] = kw["where"]
+            kr["initial"] = (-np.inf if which == "max" else np.inf) if dual_init else kw["initial"]
+        if any(p.shape[i] == 0 for i in axes):
+            r = _broadcast_to(initial, np.shape(ref)) if dual_init else constant(ref, s)
+        else:
+            r = uf.reduce(a, axis=axes, keepdims=keepdims, **kr)
+            if "initial" in kw and ("where" not in kw or dual_init):
+                r = uf(r, initial)
+        return _store(_with_primal(r, ref), out)
     pp = p
     if "where" in kw:
         fill = -np.inf if which == "max" else np.inf
@@ -1627,6 +1962,8 @@ def _ptp(a, axis=None, out=None, keepdims=False):
 
 def _nan_masked(a, fill):
     p, t, s = _parts(a)
+    if _traced(s):
+        return select(compare("!=", a, a), fill, a)
     nan = np.isnan(p)
     if not nan.any():
         return a
@@ -1653,8 +1990,17 @@ def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NV):
     keepdims = bool(keepdims) if _given(keepdims) else False
     w = ~np.isnan(p)
     if where is not _NV and where is not True:
-        w = w & np.asarray(_primals(where), dtype=bool)
+        w = w & _where_mask(where, True)
     ref = np.nanmean(p, axis=axis, keepdims=keepdims, where=w)
+    if _is_traced(a):
+        # the count of non-NaN elements is on the tape too
+        nan = compare("!=", a, a)
+        uw = True if where is _NV or where is True else _where_mask(where, True)
+        total = _sum(select(nan, 0.0, a), axis, keepdims=keepdims, where=uw)
+        count = _sum(select(nan, 0.0, np.ones(p.shape)), axis, keepdims=keepdims, where=uw)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = total / count
+        return _store(_with_primal(r, ref), out)
     r = _mean(_nan_masked(a, 0.0), axis, keepdims=keepdims, where=w)
     return _store(_with_primal(r, ref), out)
 
@@ -1668,8 +2014,11 @@ def _nanextreme(a, axis, out, keepdims, initial, where, which):
     if _given(initial) and initial is not None:
         kw["initial"] = _parts(initial)[0]
     if where is not _NV:
-        kw["where"] = np.asarray(_primals(where), dtype=bool)
+        kw["where"] = _where_mask(where, True)
     ref = npf(p, axis=axis, **kw)
+    if _is_traced(a, initial):
+        r = _extreme(a, axis, None, keepdims, initial, where, which, ignore_nan=True)
+        return _store(_with_primal(r, ref), out)
     fill = -np.inf if which == "max" else np.inf
     r = _extreme(_nan_masked(a, fill), axis, None, keepdims, initial, where, which)
     return _store(_with_primal(r, ref), out)
@@ -1695,13 +2044,46 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
         p, axis = p.ravel(), 0
     ax = _ax(axis, p.ndim)
     idx = np.argsort(p, axis=ax, kind="stable")
+    if _is_traced(a):
+        V = _vals(a)
+        n = p.shape[ax]
+        _order_guards(
+            np.moveaxis(V, ax, 0).reshape(n, -1),
+            np.moveaxis(p, ax, 0).reshape(n, -1),
+            np.moveaxis(idx, ax, 0).reshape(n, -1),
+            exact=False,
+        )
     return _take_along_axis(a, idx, axis=ax)
+
+
+def _sorted_front(x, ranks):
+    """``x`` (``(n, *rest)``) sorted along axis 0 (stable, NaN last), for reading the elements
+    of sorted positions ``ranks``; in a trace, guards fix which elements those are."""
+    if not _is_traced(x):
+        return _sort(x, axis=0)
+    p = _parts(x)[0]
+    n = p.shape[0]
+    idx = np.argsort(p, axis=0, kind="stable")
+    _rank_guards(_vals(x).reshape(n, -1), p.reshape(n, -1), idx.reshape(n, -1), ranks)
+    return _take_along_axis(x, idx, axis=0)
+
+
+def _nan_slices(r, x):
+    """In a trace: ``r`` made NaN (its derivative kept, as in eager mode) where the slice along
+    axis 0 of ``x`` holds a NaN (NumPy's median and quantiles are NaN there; which elements are
+    NaN is guarded)."""
+    if not _is_traced(x):
+        return r
+    bad = np.isnan(_parts(x)[0]).any(axis=0)
+    if not bad.any():
+        return r
+    return r + np.where(bad, np.nan, -0.0)
 
 
 def _var_impl(a, axis, ddof, keepdims, where, mean):
     p = _parts(a)[0]
     axes = _axes(axis, p.ndim)
-    w = True if where is _NV else np.asarray(_primals(where), dtype=bool)
+    w = True if where is _NV else _where_mask(where, True)
     if mean is _NV:
         mu = (
             _mean(a, axes, keepdims=True, where=w)
@@ -1730,7 +2112,7 @@ def _moments(a, axis, dtype, ddof, keepdims, where, mean, correction, name):
     p = _parts(a)[0]
     kw = {}
     if where is not _NV:
-        kw["where"] = np.asarray(_primals(where), dtype=bool)
+        kw["where"] = _where_mask(where, True)
     if mean is not _NV:
         kw["mean"] = _parts(mean)[0]
     ref = (np.var if name == "var" else np.std)(p, axis=axis, ddof=ddof, keepdims=keepdims, **kw)
@@ -1780,11 +2162,12 @@ def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     ref = np.median(p, axis=axis, keepdims=keepdims)
     x, axes, _ = _reduce_front(a, axis)
     n = x.shape[0]
-    srt = _sort(x, axis=0)
+    srt = _sorted_front(x, [n // 2] if n % 2 else [n // 2 - 1, n // 2])
     if n % 2:
         r = srt[n // 2]
     else:
         r = (srt[n // 2 - 1] + srt[n // 2]) * 0.5
+    r = _nan_slices(r, x)
     return _store(_with_primal(_keep(r, p.shape, axes, keepdims), ref), out)
 
 
@@ -1800,12 +2183,13 @@ def _quantile_impl(a, q, axis, out, method, keepdims, name, scale):
     ref = getattr(np, name)(p, q, axis=axis, keepdims=keepdims)
     x, axes, rest = _reduce_front(a, axis)
     n = x.shape[0]
-    srt = _sort(x, axis=0)
     vi = np.clip(qq / scale, 0.0, 1.0) * (n - 1)
     lo = np.floor(vi).astype(np.intp)
     hi = np.minimum(lo + 1, n - 1)
+    srt = _sorted_front(x, np.concatenate([lo.ravel(), hi.ravel()]))
     frac = (vi - lo).reshape(qq.shape + (1,) * len(rest))
     r = _take(srt, lo, axis=0) * (1.0 - frac) + _take(srt, hi, axis=0) * frac
+    r = _nan_slices(r, x)
     if keepdims:
         shape = qq.shape + tuple(1 if i in axes else m for i, m in enumerate(p.shape))
         r = _reshape(r, shape)
@@ -1906,10 +2290,188 @@ _PRIMAL_ONLY = [
     "all", "any", "nanargmax", "nanargmin", "may_share_memory", "shares_memory", "lexsort",
     "tril_indices_from", "triu_indices_from", "diag_indices_from",
 ]  # fmt: skip
+
+
+def _traced_or_primals(fn, traced):
+    """``fn`` on primals; ``traced(*args, **kwargs)`` when an argument is traced (its result
+    depends on the values: it records guards fixing what it returns)."""
+    on_primals = _on_primals(fn)
+
+    def impl(*args, **kwargs):
+        if _tracer.active() and (_is_traced(*args) or _is_traced(*kwargs.values())):
+            return traced(*args, **kwargs)
+        return on_primals(*args, **kwargs)
+
+    impl.__name__ = on_primals.__name__
+    return impl
+
+
+def _t_argext(fn, which):
+    def impl(a, axis=None, out=None, **kw):
+        p, V = _parts(a)[0], _vals(a)
+        r = fn(p, axis=axis, out=out, **kw)  # NumPy's result and errors
+        P, W = _axis_front(p, V, axis)
+        if P.size:
+            _argext_guards(W, P, fn(P, axis=0), which)
+        return r
+
+    return impl
+
+
+def _front_order(p, V, r, axis):
+    """``p``, ``V`` and an argsort-like result ``r`` along ``axis`` as ``(n, m)`` arrays."""
+    if axis is None:
+        return p.reshape(-1, 1), V.reshape(-1, 1), np.asarray(r).reshape(-1, 1)
+    ax = _ax(axis, p.ndim)
+    P, W = _axis_front(p, V, ax)
+    return P, W, np.moveaxis(r, ax, 0).reshape(P.shape)
+
+
+def _t_argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    p, V = _parts(a)[0], _vals(a)
+    kw = {} if stable is None else {"stable": stable}
+    r = np.argsort(p, axis=axis, kind=kind, order=order, **kw)
+    if p.ndim:
+        # a stable sort is fixed by the order with ties; any other by all comparison outcomes
+        exact = not (stable or kind in ("stable", "mergesort"))
+        P, W, idx = _front_order(p, V, r, axis)
+        _order_guards(W, P, idx, exact)
+    return r
+
+
+def _t_argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    p, V = _parts(a)[0], _vals(a)
+    r = np.argpartition(p, kth, axis=axis, kind=kind, order=order)
+    if p.ndim:
+        # the selection algorithm's path is fixed by the outcomes of all comparisons
+        P, W, _ = _front_order(p, V, r, axis)
+        _order_guards(W, P, np.argsort(P, axis=0, kind="stable"), exact=True)
+    return r
+
+
+def _t_lexsort(keys, axis=-1):
+    r = np.lexsort(_primals(keys), axis=axis)
+    for k in keys if not _isdual(keys) else [keys[i] for i in range(len(keys))]:
+        if _is_traced(k):
+            p, V = _parts(k)[0], _vals(k)
+            P, W = _axis_front(p, V, axis)
+            _order_guards(W, P, np.argsort(P, axis=0, kind="stable"), exact=True)
+    return r
+
+
+def _t_truth(fn):
+    def impl(a, *args, **kwargs):
+        return fn(_plain_mask(a), *_primals(args), **{k: _primals(v) for k, v in kwargs.items()})
+
+    return impl
+
+
+def _t_searchsorted(a, v, side="left", sorter=None):
+    pa, pv = _parts(a)[0], _parts(v)[0]
+    r = np.searchsorted(pa, pv, side=side, sorter=sorter)
+    Va, Vv = _vals(a), _vals(v)
+    if sorter is not None:
+        sorter = np.asarray(sorter)
+        pa, Va = pa[sorter], Va[sorter]
+    _search_guards(Va, pa, np.reshape(Vv, -1), np.reshape(pv, -1), np.reshape(r, -1), side)
+    return r
+
+
+def _t_digitize(x, bins, right=False):
+    px, pb = _parts(x)[0], _parts(bins)[0]
+    r = np.digitize(px, pb, right=right)  # NumPy's result and monotonicity check
+    Vx, Vb = np.reshape(_vals(x), -1), _vals(bins)
+    if _is_traced(bins) and pb.size > 1:
+        _guard("<=", Vb[:-1], Vb[1:])  # the outcomes fix increasing or decreasing
+        _guard(">=", Vb[:-1], Vb[1:])
+    side = "left" if right else "right"
+    d = np.diff(pb)
+    first = d[d != 0]
+    if first.size and first[0] < 0:  # decreasing: n - searchsorted(bins[::-1], x)
+        j = pb.size - np.reshape(r, -1)
+        _search_guards(Vb[::-1], pb[::-1], Vx, np.reshape(px, -1), j, side)
+    else:
+        _search_guards(Vb, pb, Vx, np.reshape(px, -1), np.reshape(r, -1), side)
+    return r
+
+
+def _operand(x):
+    return x if _isdual(x) else np.asarray(x, dtype=np.float64)
+
+
+def _t_isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _operand(a), _operand(b)
+    ab = unary("abs", b)
+    with np.errstate(invalid="ignore"):
+        m = compare("<=", unary("abs", a - b), atol + rtol * ab) & compare("<", ab, np.inf)
+        m = m | compare("==", a, b)
+        if equal_nan:
+            m = m | (compare("!=", a, a) & compare("!=", b, b))
+    return m
+
+
+def _t_allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(np.all(_tracer.plain(_t_isclose(a, b, rtol, atol, equal_nan))))
+
+
+def _t_array_equal(a1, a2, equal_nan=False):
+    a1, a2 = _operand(a1), _operand(a2)
+    if np.shape(_parts(a1)[0]) != np.shape(_parts(a2)[0]):
+        return False
+    return _t_equiv(a1, a2, equal_nan)
+
+
+def _t_equiv(a1, a2, equal_nan=False):
+    m = compare("==", a1, a2)
+    if equal_nan:
+        m = m | (compare("!=", a1, a1) & compare("!=", a2, a2))
+    return bool(np.all(_tracer.plain(m)))
+
+
+def _t_array_equiv(a1, a2):
+    a1, a2 = _operand(a1), _operand(a2)
+    try:
+        np.broadcast_shapes(np.shape(_parts(a1)[0]), np.shape(_parts(a2)[0]))
+    except ValueError:
+        return False
+    return _t_equiv(a1, a2)
+
+
+def _t_isin(element, test_elements, assume_unique=False, invert=False, *, kind=None):
+    pe = _parts(element)[0]
+    E = np.reshape(_vals(element), (-1, 1))
+    T = np.reshape(_vals(test_elements), (1, -1))
+    r = _guard("==", E, T).any(axis=1).reshape(pe.shape)
+    return ~r if invert else r
+
+
+_TRACED_PRIMAL_ONLY = {
+    "argmax": _t_argext(np.argmax, "max"),
+    "argmin": _t_argext(np.argmin, "min"),
+    "nanargmax": _t_argext(np.nanargmax, "max"),
+    "nanargmin": _t_argext(np.nanargmin, "min"),
+    "argsort": _t_argsort,
+    "argpartition": _t_argpartition,
+    "lexsort": _t_lexsort,
+    "nonzero": _t_truth(np.nonzero),
+    "flatnonzero": _t_truth(np.flatnonzero),
+    "argwhere": _t_truth(np.argwhere),
+    "count_nonzero": _t_truth(np.count_nonzero),
+    "all": _t_truth(np.all),
+    "any": _t_truth(np.any),
+    "searchsorted": _t_searchsorted,
+    "digitize": _t_digitize,
+    "isin": _t_isin,
+    "isclose": _t_isclose,
+    "allclose": _t_allclose,
+    "array_equal": _t_array_equal,
+    "array_equiv": _t_array_equiv,
+}
 for _name in _PRIMAL_ONLY:
     _f = _np(_name)
     if _f is not None and _f not in HANDLED:
-        implements(_f)(_on_primals(_f))
+        _t = _TRACED_PRIMAL_ONLY.get(_name)
+        implements(_f)(_on_primals(_f) if _t is None else _traced_or_primals(_f, _t))
 implements(_np("linalg.matrix_rank"))(_on_primals(np.linalg.matrix_rank))
 
 
@@ -1937,12 +2499,26 @@ def _imag(val):
 @implements(np.round, np.around, _np("round_") if not _NUMPY2 else None)
 def _round(a, decimals=0, out=None):
     p, _, s = _parts(a)
-    return _store(constant(np.round(p, decimals), s), out)
+    ref = np.round(p, decimals)
+    if _traced(s):
+        # NumPy's own steps: rint(a * 10**d) / 10**d, or rint(a / 10**-d) * 10**-d
+        d = operator.index(decimals)
+        f = 10.0 ** abs(d)
+        if d == 0:
+            r = np.rint(a)
+        elif d > 0:
+            r = np.rint(a * f) / f
+        else:
+            r = np.rint(a / f) * f
+        return _store(_with_primal(r, ref), out)
+    return _store(constant(ref, s), out)
 
 
 @implements(np.fix)
 def _fix(x, out=None):
     p, _, s = _parts(x)
+    if _traced(s):
+        return _store(_with_primal(np.trunc(x), np.fix(p)), out)
     return _store(constant(np.fix(p), s), out)
 
 
@@ -1952,7 +2528,14 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     r = np.nan_to_num(p, copy=True, nan=nan, posinf=posinf, neginf=neginf)
     if s is None:
         return r
-    res = _make(r, np.where(np.isfinite(p)[np.newaxis], t, 0.0), s)
+    if _traced(s):
+        big = np.finfo(np.float64).max
+        res = select(compare("!=", x, x), nan, x)
+        res = select(compare("==", x, np.inf), big if posinf is None else posinf, res)
+        res = select(compare("==", x, -np.inf), -big if neginf is None else neginf, res)
+        res = _with_primal(res, r)
+    else:
+        res = _make(r, np.where(np.isfinite(p)[np.newaxis], t, 0.0), s)
     if not copy and isinstance(x, DualArray):
         x[...] = res
         return x
@@ -1963,14 +2546,33 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 def _unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
     pp, _, s = _parts(p)
     r = np.unwrap(pp, discont=discont, axis=axis, period=period)
+    if _traced(s):
+        return _with_primal(_traced_unwrap(p, discont, axis, period), r)
     return _with_primal(p + (r - pp), r)  # shifts by constant multiples of the period
+
+
+def _traced_unwrap(p, discont, axis, period):
+    """NumPy's unwrap, step by step on the tape (the shifts depend on the values)."""
+    pp = _parts(p)[0]
+    ax = _ax(axis, pp.ndim)
+    dd = _diff(p, axis=ax)
+    if discont is None:
+        discont = period / 2
+    high = period / 2
+    low = -high
+    ddmod = np.mod(dd - low, period) + low
+    ddmod = select(compare("==", ddmod, low) & compare(">", dd, 0.0), high, ddmod)
+    fix = select(compare("<", unary("abs", dd), discont), 0.0, ddmod - dd)
+    head = _take(p, np.arange(1), axis=ax)
+    tail = _take(p, np.arange(1, pp.shape[ax]), axis=ax) + _cumsum(fix, axis=ax)
+    return _concatenate([head, tail], axis=ax)
 
 
 @implements(np.sinc)
 def _sinc(x):
     p, _, s = _parts(x)
     u = x * np.pi
-    small = np.abs(p * np.pi) < 1e-2
+    small = compare("<", unary("abs", u), 1e-2) if _traced(s) else np.abs(p * np.pi) < 1e-2
     safe = select(small, 1.0, u)
     big = unary("sin", safe) / safe
     # Taylor series near 0 (exact first and second derivatives at u = 0)
@@ -1983,12 +2585,11 @@ def _sinc(x):
 
 @implements(np.where)
 def _where(condition, *xy):
-    cond = np.asarray(_primals(condition))
     if not xy:
-        return np.nonzero(cond)
+        return np.nonzero(_plain_mask(condition))
     if len(xy) != 2:
         raise ValueError("either both or neither of x and y should be given")
-    return select(cond.astype(bool), xy[0], xy[1])
+    return select(_mask(condition), xy[0], xy[1])
 
 
 @implements(np.select)
@@ -1997,9 +2598,12 @@ def _select(condlist, choicelist, default=0):
         raise ValueError("list of cases must be same length as list of conditions")
     r = default
     for cond, choice in reversed(list(zip(condlist, choicelist, strict=True))):
-        r = select(np.asarray(_primals(cond), dtype=bool), choice, r)
+        r = select(_mask(cond), choice, r)
     shape = np.broadcast_shapes(
-        *(np.shape(_parts(c)[0]) for c in list(condlist) + list(choicelist))
+        *(
+            np.shape(c) if isinstance(c, _tracer.TraceMask) else np.shape(_parts(c)[0])
+            for c in list(condlist) + list(choicelist)
+        )
     )
     if np.shape(_parts(r)[0]) != shape:
         r = _broadcast_to(r, shape) if _isdual(r) else np.broadcast_to(r, shape)
@@ -2012,7 +2616,8 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     p, _, s = _parts(x)
     if isinstance(condlist, np.ndarray) and condlist.ndim == p.ndim and condlist.dtype == bool:
         condlist = [condlist]
-    conds = [np.broadcast_to(np.asarray(_primals(c), dtype=bool), p.shape) for c in condlist]
+    # the pieces are applied to x[cond]: traced conditions are guarded
+    conds = [np.broadcast_to(_plain_mask(c), p.shape) for c in condlist]
     n = len(conds)
     if len(funclist) == n + 1:
         conds.append(~np.any(conds, axis=0) if n else np.ones(p.shape, dtype=bool))
@@ -2035,6 +2640,13 @@ def _clip(a, a_min=_NV, a_max=_NV, out=None, *, min=_NV, max=_NV, **kwargs):  # 
     lo = a_min if _given(a_min) else (min if _given(min) else None)
     hi = a_max if _given(a_max) else (max if _given(max) else None)
     r = a
+    if _is_traced(a, lo, hi):
+        # selects on the tape, no guard
+        if lo is not None:
+            r = select(compare("<", r, lo) | compare("!=", lo, lo), lo, r)
+        if hi is not None:
+            r = select(compare(">", r, hi) | compare("!=", hi, hi), hi, r)
+        lo = hi = None
     if lo is not None:
         lp = _parts(lo)[0]
         rp = _parts(r)[0]
@@ -2050,7 +2662,7 @@ def _clip(a, a_min=_NV, a_max=_NV, out=None, *, min=_NV, max=_NV, **kwargs):  # 
 
 @implements(np.copyto)
 def _copyto(dst, src, casting="same_kind", where=True):
-    w = np.asarray(_primals(where), dtype=bool)
+    w = _where_mask(where, True)
     if isinstance(dst, DualArray):
         if w.all():
             dst[...] = (
@@ -2157,6 +2769,11 @@ def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
     r = np.polyfit(x, p, deg, rcond=rcond, w=w)
     if s is None:
         return r
+    if _traced(s):
+        # linear in y: the coefficients of the fits of the unit vectors, times the tape values
+        n = p.shape[0]
+        M = np.polyfit(x, np.eye(n), deg, rcond=rcond, w=w)  # (deg + 1, n)
+        return _make(r, np.tensordot(M, t[0], 1)[np.newaxis], s)
     # Least squares is linear in y: fit every tangent row (as extra columns).
     T = np.moveaxis(t, 0, -1).reshape(p.shape[0], -1)
     ct = np.polyfit(x, T, deg, rcond=rcond, w=w).reshape((r.shape[0],) + p.shape[1:] + (s.K,))
@@ -2182,7 +2799,12 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
         i = np.zeros(px.shape, dtype=np.intp)
         y = _take(fp, i) if _isdual(fp) else np.take(pfp, i)
     else:
-        i = np.clip(np.searchsorted(xpa, px, side="right") - 1, 0, n - 2)
+        j = np.searchsorted(xpa, px, side="right")
+        if _is_traced(x):
+            # the interval of every x is guarded; the ends are selects below
+            Vx = np.reshape(_vals(x), -1)
+            _search_guards(xpa, xpa, Vx, px.reshape(-1), j.reshape(-1), "right")
+        i = np.clip(j - 1, 0, n - 2)
         x0, x1 = xpa[i], xpa[i + 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             w = (x - x0) * (1.0 / (x1 - x0))
@@ -2193,8 +2815,12 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     right = (
         _take(fp, n - 1) if right is None and _isdual(fp) else (pfp[-1] if right is None else right)
     )
-    y = select(px < xpa[0], left, y)
-    y = select(px > xpa[-1], right, y)
+    if _is_traced(x):
+        y = select(compare("<", x, xpa[0]), left, y)
+        y = select(compare(">", x, xpa[-1]), right, y)
+    else:
+        y = select(px < xpa[0], left, y)
+        y = select(px > xpa[-1], right, y)
     return _with_primal(y, ref)
 
 
@@ -2271,6 +2897,8 @@ def _solve_rule(ps, ts):
 
 @implements(np.linalg.solve)
 def _linalg_solve(a, b):
+    if _is_traced(a, b):
+        return _t_solve(a, b)
     return _rule1(_solve_rule, a, b)
 
 
@@ -2284,6 +2912,8 @@ def _inv_rule(ps, ts):
 
 @implements(np.linalg.inv)
 def _linalg_inv(a):
+    if _is_traced(a):
+        return _t_inv(a)
     return _rule1(_inv_rule, a)
 
 
@@ -2317,6 +2947,8 @@ def _det_rule(ps, ts):
 
 @implements(np.linalg.det)
 def _linalg_det(a):
+    if _is_traced(a):
+        return _t_det(a)
     return _rule1(_det_rule, a)
 
 
@@ -2391,6 +3023,8 @@ def _slogdet_rule(ps, ts):
 
 @implements(np.linalg.slogdet)
 def _linalg_slogdet(a):
+    if _is_traced(a):
+        return _t_slogdet(a)
     sign, logabs = _lift(_slogdet_rule, [a])
     return _SlogdetResult(sign, logabs)
 
@@ -2494,7 +3128,278 @@ def _linalg_cholesky(a, /, *, upper=False):
     if upper:
         # upper=True reads the upper triangle: U = cholesky(a.T, lower).T
         a = _mT(a)
+    if _is_traced(a):
+        L = _t_cholesky(a)
+        return _mT(L) if upper else L
     return _rule1(_cholesky_rule(upper), a)
+
+
+# ----- linear algebra in a trace (duals.compile) -----
+# Solve, inv, det and slogdet by Gaussian elimination written with dual operations on the traced
+# arrays: every multiplication and division is recorded, and the pivot choices are guarded.
+
+#: A traced elimination keeps its pivot while it is at least this fraction of the largest
+#: candidate of its column (threshold partial pivoting: the tape stays valid over a wider region
+#: than with exact partial pivoting, with the element growth still bounded).
+_PIVOT_THRESHOLD = 0.5
+
+
+def _is_zero_constant(e) -> bool:
+    return type(e) is not _tracer.Node and float(e) == 0.0
+
+
+def _t_lu(M, n: int, singular: str = "raise"):
+    """Eliminate the first ``n`` columns of the traced 2-D array ``M`` (``n`` rows; further
+    columns are right-hand sides): ``(rows, pivots, sign)``, row ``k`` of the upper factor from
+    column ``k`` on (right-hand sides included), and the sign of the row permutation. A column
+    without a nonzero candidate raises ``LinAlgError``, or returns ``None`` (``singular="none"``).
+    """
+    rows, pivots, sign = [], [], 1.0
+    for k in range(n):
+        col = M[:, 0]
+        pc = np.abs(np.atleast_1d(_parts(col)[0]))
+        r = int(np.argmax(pc))
+        if pc[r] == 0.0:
+            if singular == "none":
+                return None
+            raise np.linalg.LinAlgError("Singular matrix")
+        V = np.atleast_1d(_vals(col))
+        if n - k > 1:
+            A = np.atleast_1d(_vals(unary("abs", col)))
+            others = np.arange(n - k) != r
+            _guard(">=", A[r], A[others] * _PIVOT_THRESHOLD)
+        _guard("!=", V[r], 0.0)
+        if r:
+            perm = np.arange(n - k)
+            perm[0], perm[r] = r, 0
+            M = M[perm]
+            sign = -sign
+            V = V[perm]
+        piv = M[0, 0]
+        rows.append(M[0])
+        pivots.append(piv)
+        if k == n - 1:
+            break
+        rest = M[1:, 1:]
+        nz = np.array([not _is_zero_constant(e) for e in V[1:]], dtype=bool)
+        if nz.any():
+            # rows with a constant zero in the column are left as they are (no fake dependence)
+            lead = M[1:, 0][nz] / piv
+            upd = rest[nz] - lead[:, np.newaxis] * M[0, 1:][np.newaxis]
+            rest = _copy(rest)
+            rest[nz] = upd
+        M = rest
+    return rows, pivots, sign
+
+
+def _t_back(rows, n: int):
+    """Back substitution: the ``(n, m)`` solution from the rows of :func:`_t_lu`."""
+    X = None
+    for k in reversed(range(n)):
+        row = rows[k]
+        y = row[n - k :]
+        if X is not None:
+            y = y - np.matmul(row[1 : n - k], X)
+        xk = (y / row[0])[np.newaxis]
+        X = xk if X is None else _concatenate([xk, X])
+    return X
+
+
+def _t_square(pa, name: str) -> int:
+    if pa.ndim < 2 or pa.shape[-1] != pa.shape[-2]:
+        raise np.linalg.LinAlgError(
+            f"Last 2 dimensions of the array must be square (numpy.linalg.{name})"
+        )
+    return pa.shape[-1]
+
+
+def _t_each(fn, batch, *arrays):
+    """``fn`` on every matrix of a batch (the arrays broadcast to ``batch``), stacked."""
+    if not batch:
+        return fn(*arrays)
+    res = [fn(*(x[idx] for x in arrays)) for idx in np.ndindex(*batch)]
+    r = _stack(res)
+    return _reshape(r, batch + np.shape(_parts(r)[0])[1:])
+
+
+def _t_solve(a, b):
+    pa, pb = _parts(a)[0], _parts(b)[0]
+    ref = np.linalg.solve(pa, pb)  # NumPy's checks, errors and value
+    n = _t_square(pa, "solve")
+    vec = _solve_vec(pa, pb)
+    if vec:
+        b = _expand_dims(b, -1) if _isdual(b) else pb[..., np.newaxis]
+    pbm = np.shape(_parts(b)[0])
+    batch = np.broadcast_shapes(pa.shape[:-2], pbm[:-2])
+    A = _broadcast_to(a, batch + (n, n)) if _isdual(a) else np.broadcast_to(pa, batch + (n, n))
+    B = (
+        _broadcast_to(b, batch + pbm[-2:])
+        if _isdual(b)
+        else np.broadcast_to(_parts(b)[0], batch + pbm[-2:])
+    )
+
+    def one(A, B):
+        M = _concatenate([A, B], axis=1)
+        rows, _, _ = _t_lu(M, n)
+        return _t_back(rows, n)
+
+    X = _t_each(one, batch, A, B) if n else constant(np.zeros(batch + pbm[-2:]), TRACE)
+    if vec:
+        X = X[..., 0]
+    return _with_primal(X, ref)
+
+
+def _t_inv(a):
+    pa = _parts(a)[0]
+    ref = np.linalg.inv(pa)
+    n = _t_square(pa, "inv")
+    if n == 0:
+        return constant(ref, TRACE)
+
+    def one(A):
+        rows, _, _ = _t_lu(_concatenate([A, np.eye(n)], axis=1), n)
+        return _t_back(rows, n)
+
+    return _with_primal(_t_each(one, pa.shape[:-2], a), ref)
+
+
+def _t_det_small(A, n: int):
+    """The determinant by cofactors (``n <= 3``): exact everywhere, no guard; batched."""
+
+    def e(i, j):
+        return A[..., i, j]
+
+    if n == 1:
+        return e(0, 0)
+    if n == 2:
+        return e(0, 0) * e(1, 1) - e(0, 1) * e(1, 0)
+    return (
+        e(0, 0) * (e(1, 1) * e(2, 2) - e(1, 2) * e(2, 1))
+        - e(0, 1) * (e(1, 0) * e(2, 2) - e(1, 2) * e(2, 0))
+        + e(0, 2) * (e(1, 0) * e(2, 1) - e(1, 1) * e(2, 0))
+    )
+
+
+#: Largest order of a matrix whose determinant is expanded by cofactors when the trace point
+#: makes the elimination meet a zero column (a singular matrix): ``n 2**n`` operations.
+_LAPLACE_MAX = 10
+
+
+def _t_det_laplace(A, n: int):
+    """The determinant of a 2-D traced matrix by cofactor expansion along the rows (minors
+    memoized by their columns): a polynomial, exact also at singular matrices."""
+    memo: dict = {}
+
+    def minor(cols):
+        k = n - len(cols)
+        if k == n:
+            return 1.0
+        if cols in memo:
+            return memo[cols]
+        acc = None
+        V = _vals(A[k])
+        for pos, j in enumerate(cols):
+            if _is_zero_constant(V[j]):
+                continue
+            term = A[k, j] * minor(cols[:pos] + cols[pos + 1 :])
+            if acc is None:
+                acc = -term if pos % 2 else term
+            else:
+                acc = acc - term if pos % 2 else acc + term
+        acc = 0.0 if acc is None else acc
+        memo[cols] = acc
+        return acc
+
+    return minor(tuple(range(n)))
+
+
+def _t_det(a):
+    pa = _parts(a)[0]
+    n = _t_square(pa, "det")
+    ref = np.linalg.det(pa)
+    if n == 0:
+        return constant(ref, TRACE)
+    if n <= 3:
+        return _with_primal(_t_det_small(a, n), ref)
+
+    def one(A):
+        lu = _t_lu(A, n, singular="none")
+        if lu is None:  # an exact zero column at the trace point
+            if n > _LAPLACE_MAX:
+                raise _tracer.unsupported(
+                    f"numpy.linalg.det at a singular matrix of order {n} > {_LAPLACE_MAX}"
+                )
+            return _t_det_laplace(A, n)
+        _, pivots, sign = lu
+        d = pivots[0]
+        for q in pivots[1:]:
+            d = d * q
+        return -d if sign < 0 else d
+
+    return _with_primal(_t_each(one, pa.shape[:-2], a), ref)
+
+
+def _t_slogdet(a):
+    pa = _parts(a)[0]
+    n = _t_square(pa, "slogdet")
+    ref_sign, ref_log = np.linalg.slogdet(pa)
+    if n == 0:
+        return _SlogdetResult(ref_sign, constant(ref_log, TRACE))
+
+    def sign_of(d) -> float:
+        if bool(compare(">", d, 0.0)):
+            return 1.0
+        if bool(compare("<", d, 0.0)):
+            return -1.0
+        # eager mode needs the inverse for the derivative
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    def one(A):
+        if n <= 3:
+            d = _t_det_small(A, n)
+            return sign_of(d), unary("ln", unary("abs", d))
+        _, pivots, sign = _t_lu(A, n)
+        logabs = None
+        for q in pivots:
+            sign *= sign_of(q)
+            lq = unary("ln", unary("abs", q))
+            logabs = lq if logabs is None else logabs + lq
+        return sign, logabs
+
+    batch = pa.shape[:-2]
+    if not batch:
+        sg, la = one(a)
+        return _SlogdetResult(np.float64(sg), _with_primal(la, ref_log))
+    res = [one(a[idx]) for idx in np.ndindex(*batch)]
+    signs = np.array([r[0] for r in res]).reshape(batch)
+    logabs = _reshape(_stack([r[1] for r in res]), batch)
+    return _SlogdetResult(signs, _with_primal(logabs, ref_log))
+
+
+def _t_cholesky(a):
+    """The lower Cholesky factor (reading the lower triangle) column by column on the tape;
+    a guard on every diagonal pivot being positive."""
+    pa = _parts(a)[0]
+    np.linalg.cholesky(pa)  # NumPy's checks and errors
+    n = _t_square(pa, "cholesky")
+
+    def one(A):
+        L = _like_result(np.zeros((n, n)), TRACE)
+        for j in range(n):
+            col = A[j:, j]
+            if j:
+                col = col - np.matmul(L[j:, :j], L[j, :j])
+            if not bool(compare(">", col[0], 0.0)):
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
+            d = unary("sqrt", col[0])
+            L[j, j] = d
+            if j < n - 1:
+                L[j + 1 :, j] = col[1:] / d
+        return L
+
+    if n == 0:
+        return constant(np.zeros(pa.shape), TRACE)
+    return _with_primal(_t_each(one, pa.shape[:-2], a), np.linalg.cholesky(pa))
 
 
 # ----- norms -----
@@ -2513,6 +3418,8 @@ def _vector_norm(x, ord, axes, keepdims):
         return _min(_abs(x), axes, keepdims=keepdims)
     if ord == 0:
         p, _, s = _parts(x)
+        if _traced(s):  # the count of nonzeros on the tape
+            return _sum_any(select(compare("!=", x, 0.0), 1.0, 0.0), axes, keepdims)
         return constant(np.sum(p != 0, axis=axes, keepdims=keepdims).astype(np.float64), s)
     if ord == 1:
         return _sum_any(_abs(x), axes, keepdims)
@@ -2525,6 +3432,10 @@ def _vector_norm(x, ord, axes, keepdims):
 def _sv_extreme(x, r, c, which):
     """Largest/smallest singular value or their sum over the matrix axes (r, c), via the
     eigenvalues of the smaller Gram matrix."""
+    if _is_traced(x):
+        raise _tracer.unsupported(
+            "numpy.linalg.norm of a matrix with ord=2, -2 or 'nuc' (singular values)"
+        )
     A = _moveaxis(x, (r, c), (-2, -1))
     m, n = A.shape[-2], A.shape[-1]
     G = np.matmul(_mT(A), A) if n <= m else np.matmul(A, _mT(A))
@@ -2754,6 +3665,8 @@ def _ascontiguousarray(a, dtype=None, *, _like=None):
 
 @implements(np.arange, like=True)
 def _arange(*args, _like=None, **kwargs):
+    if _is_traced(*args, *kwargs.values()):
+        raise _tracer.unsupported("numpy.arange with traced bounds (its length)")
     return np.arange(*_primals(args), **kwargs)
 
 
@@ -2783,6 +3696,8 @@ def _linspace(
     if s is None or not _float_dtype(dtype):
         return (y, step) if retstep else y
     div = (num - 1) if endpoint else num
+    if _traced(s):
+        return _traced_linspace(start, stop, num, endpoint, retstep, axis, div, y, step)
     frac = np.arange(num, dtype=np.float64) / div if div > 0 else np.zeros(num)
     bshape = np.broadcast_shapes(pa.shape, pb.shape)
     f = frac.reshape((num,) + (1,) * len(bshape))
@@ -2796,6 +3711,25 @@ def _linspace(
     if retstep:
         st = (stop - start) * (1.0 / div) if div > 0 else constant(np.asarray(step), s)
         return r, _with_primal(st, step) if _isdual(st) else st
+    return r
+
+
+def _traced_linspace(start, stop, num, endpoint, retstep, axis, div, y, step):
+    """NumPy's linspace steps on the tape: ``start + i * ((stop - start) / div)``, the last
+    point ``stop`` (``y``, ``step``: NumPy's values)."""
+    bshape = np.broadcast_shapes(np.shape(_parts(start)[0]), np.shape(_parts(stop)[0]))
+    delta = stop - start  # dual: an endpoint is traced
+    i = np.arange(num, dtype=np.float64).reshape((num,) + (1,) * len(bshape))
+    st = delta / float(div) if div > 0 else None
+    r = _broadcast_to(i * (st if div > 0 else delta) + start, (num,) + bshape)
+    if endpoint and num > 1:
+        last = stop if _isdual(stop) else np.asarray(stop, dtype=np.float64)
+        last = _broadcast_to(last, bshape) if _isdual(last) else np.broadcast_to(last, bshape)
+        last = _reshape(last, (1,) + bshape) if _isdual(last) else last.reshape((1,) + bshape)
+        r = _concatenate([r[: num - 1], last])
+    r = _with_primal(_moveaxis(r, 0, _ax(axis, len(bshape) + 1)), y)
+    if retstep:
+        return r, (_with_primal(st, step) if st is not None else step)
     return r
 
 
@@ -2835,6 +3769,46 @@ def _bincount(x, weights=None, minlength=0):
         return np.bincount(x, _parts(weights)[0] if weights is not None else None, minlength)
     p, t, s = _parts(weights)
     r = np.bincount(x, p, minlength)
-    tt = np.zeros((r.size, s.K))
+    tt = np.zeros((r.size, s.K), dtype=t.dtype)  # object: tape values (duals.compile)
     np.add.at(tt, x.ravel(), _flat_t(t).T)
     return _make(r, np.ascontiguousarray(tt.T), s)
+
+
+# ------------------------------------------------------------------------------------------------
+# Compiled mode
+# ------------------------------------------------------------------------------------------------
+
+#: The functions whose implementations above are right for traced arrays (``duals.compile``):
+#: linear and structural maps (NumPy applies them to the object array of tape values), creation
+#: functions, compositions of ``_core`` primitives (which record themselves), and functions with
+#: a trace branch (bilinear products on tape values, selections and choices recorded as selects
+#: or guards, linear algebra by elimination). Every other handled function computes something
+#: from the values at the trace point that the tape would not recompute at another point, and
+#: raises in a trace (``_trace.unsupported``): ``linalg.eigh``, ``linalg.eigvalsh``,
+#: ``linalg.pinv``, ``linalg.lstsq``, ``linalg.matrix_rank``.
+_TRACE_SAFE_NAMES = """
+    append array asanyarray asarray ascontiguousarray asfortranarray atleast_1d atleast_2d
+    atleast_3d block broadcast_arrays broadcast_to column_stack concatenate copy cumsum
+    cumulative_sum diag diagflat diagonal diff dsplit dstack ediff1d empty empty_like
+    expand_dims eye flip fliplr flipud full full_like hsplit hstack identity matrix_transpose
+    linalg.matrix_transpose linalg.diagonal mean moveaxis ndim ones ones_like ravel repeat
+    reshape roll rollaxis rot90 shape size split array_split squeeze stack sum swapaxes take
+    tile trace linalg.trace transpose tri tril triu vsplit vstack where zeros zeros_like
+    unstack result_type common_type iscomplexobj isrealobj
+    tril_indices_from triu_indices_from diag_indices_from may_share_memory shares_memory
+    iscomplex isreal real imag einsum_path fromfunction arange linspace logspace
+    take_along_axis compress extract insert delete resize pad lib.stride_tricks.sliding_window_view
+    meshgrid fill_diagonal copyto put put_along_axis apply_along_axis bincount
+    dot inner vdot outer kron tensordot einsum cross linalg.tensordot linalg.outer
+    linalg.matmul linalg.vecdot linalg.multi_dot linalg.cross convolve correlate
+    prod cumprod cumulative_prod nansum nanprod nanmean average std var cov corrcoef
+    gradient trapezoid max min amax amin nanmax nanmin ptp clip nan_to_num
+    sort median percentile quantile argmax argmin nanargmax nanargmin argsort argpartition
+    lexsort nonzero flatnonzero argwhere count_nonzero all any searchsorted digitize isin
+    isclose allclose array_equal array_equiv round around fix unwrap sinc select piecewise
+    polyval polyder polyint polyfit interp
+    linalg.norm linalg.vector_norm linalg.matrix_norm linalg.solve linalg.inv linalg.det
+    linalg.slogdet linalg.matrix_power linalg.cholesky
+"""
+_TRACE_SAFE_SET = set(_TRACE_SAFE_NAMES.split())
+TRACE_SAFE = frozenset(f for f in HANDLED if _qualname(f).removeprefix("numpy.") in _TRACE_SAFE_SET)

@@ -1,11 +1,12 @@
-"""The compiled part of duals (rust/duals-py): the engine's rule table, fused kernels and the
-``Dual`` scalar class.
+"""The compiled part of duals (rust/duals-py): the engine's rule table, fused kernels, the
+``Dual`` scalar class, and recorded tapes (``TapeBuilder``, ``Tape``, ``CompiledCore``).
 
 Import ``duals``, not this module. Every derivative formula lives in the engine's rule table
 (``rust/duals/src/rules.rs``); these functions evaluate it on float64 arrays, elementwise, and
 ``Dual`` evaluates it on one dual number.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -172,6 +173,185 @@ class Dual:
     def conjugate(self) -> Dual: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
 
+# ------------------------------------------------------------------------------------------------
+# Tapes (rust/duals-py/src/tape.rs over the engine's rust/duals/src/tape)
+# ------------------------------------------------------------------------------------------------
+
+class TapeBuilder:
+    """Records a tape as a tracer meets operations (the engine's ``TapeBuilder``).
+
+    Values are named by int handles; each carries its value at the trace point (``value``), so
+    branches are decided with the tape's own arithmetic. A handle the builder did not hand out
+    raises ValueError. Not thread-safe: use one builder from one thread at a time.
+    """
+
+    def __init__(self) -> None: ...
+    def input(self, value: float) -> int:
+        """A new input ``x[n_inputs]`` with its value at the trace point."""
+    def constant(self, c: float) -> int:
+        """A constant (a value captured from the function's closure or ``args``)."""
+    def unary(self, name: str, a: int, param: float = 0.0) -> int:
+        """``name(a)`` for a one-argument rule (``UNARY_RULES``: ``"sin"``, ``"powi"``, ...);
+        ``param`` is the exponent of ``powi`` (rounded) and ``powf``. ValueError for an unknown
+        name, listing the known ones."""
+    def binary(self, name: str, a: int, b: int) -> int:
+        """``name(a, b)``: ``"add"``, ``"sub"``, ``"mul"``, ``"div"``, ``"min"``, ``"max"`` or a
+        two-argument rule (``BINARY_RULES``: ``"pow"``, ``"atan2"``, ``"hypot"``, ``"rem"``).
+        ``min``/``max`` compare values; ties and a NaN ``b`` select ``a``."""
+    def neg(self, a: int) -> int:
+        """``-a``."""
+    def select(self, op: str, a: int, b: int, if_true: int, if_false: int) -> int:
+        """``if_true if a op b else if_false``, decided again at every point (``np.where``): no
+        guard; the derivative is that of the selected value. ``op`` is ``"<"``, ``"<="``,
+        ``">"``, ``">="``, ``"=="``, ``"!="`` (or ``"lt"``, ``"le"``, ...)."""
+    def compare(self, op: str, a: int, b: int) -> bool:
+        """``a op b`` at the trace point; records nothing."""
+    def guard(self, op: str, a: int, b: int) -> bool:
+        """``a op b`` at the trace point, recorded as a guard: the finished tape stands for the
+        function only where the comparison comes out the same (``Tape.guards_hold``)."""
+    def value(self, v: int) -> float:
+        """The value of ``v`` at the trace point."""
+    def output(self, v: int) -> None:
+        """Appends ``v`` to the outputs."""
+    def finish(self) -> Tape:
+        """The finished tape: constants folded, common subexpressions merged, dead code
+        removed (results bit-identical). The builder can go on recording."""
+    def unary_many(
+        self, name: str, a: npt.NDArray[np.int64], param: float = 0.0
+    ) -> npt.NDArray[np.int64]:
+        """``unary(name, a[i], param)`` for each handle of the 1-d int64 array ``a``."""
+    def binary_many(
+        self, name: str, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """``binary(name, a[i], b[i])`` for 1-d int64 arrays of equal length (or one of length
+        1, broadcast)."""
+    @property
+    def n_inputs(self) -> int: ...
+    @property
+    def n_ops(self) -> int:
+        """Instructions recorded (before ``finish`` simplifies)."""
+    @property
+    def n_values(self) -> int:
+        """Inputs, constants and instructions recorded."""
+    @property
+    def n_outputs(self) -> int: ...
+
+class Tape:
+    """A recorded function ``f: R^n -> R^m``, immutable and thread-safe.
+
+    Every method evaluates the engine's tape with its drivers (no Python runs); large
+    evaluations release the GIL. Points ``x`` are 1-d array-likes of length ``n`` (converted to
+    float64); a wrong length raises ValueError. Picklable (``to_bytes``).
+    """
+
+    @property
+    def n_inputs(self) -> int:
+        """``n``."""
+    @property
+    def n_outputs(self) -> int:
+        """``m``."""
+    @property
+    def n_ops(self) -> int:
+        """Instructions, the tape's size."""
+    @property
+    def n_guards(self) -> int:
+        """Comparisons that must come out as traced (``guards_hold``)."""
+    def value(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``f(x)``, shape ``(m,)``."""
+    def guards_hold(self, x: npt.ArrayLike) -> bool:
+        """Whether every guard holds at ``x`` (then the tape computes the traced function
+        there)."""
+    def value_checked(self, x: npt.ArrayLike) -> npt.NDArray[np.float64] | None:
+        """``f(x)`` if the guards hold at ``x`` (one pass), else None."""
+    def jacobian(self, x: npt.ArrayLike, chunk: int | None = None) -> npt.NDArray[np.float64]:
+        """``J[i, j] = d f_i / d x_j``, shape ``(m, n)``. ``chunk``: tangents per pass, one of
+        1, 2, 4, 8, 16, or None (automatic)."""
+    def jvp(
+        self, x: npt.ArrayLike, v: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(f(x), J v)``, each of shape ``(m,)``, in one pass."""
+    def gradient(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``grad f(x)``, shape ``(n,)``; needs ``m == 1``."""
+    def hessian(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``H[i, j] = d^2 f / dx_i dx_j``, shape ``(n, n)``; needs ``m == 1``."""
+    def hvp(self, x: npt.ArrayLike, v: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``H v``, shape ``(n,)``; needs ``m == 1``."""
+    def value_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``f`` at each row of ``X`` (shape ``(B, n)``): shape ``(B, m)``, equal to ``value``
+        row by row."""
+    def guards_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """``guards_hold`` at each row of ``X`` (shape ``(B, n)``): shape ``(B,)``."""
+    def jacobian_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The Jacobian at each row of ``X`` (shape ``(B, n)``): shape ``(B, m, n)``."""
+    def derivative_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``f'`` at every element of ``X`` (any shape, 0-d and empty included): same shape.
+        Needs ``n == m == 1``."""
+    def second_derivative_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``f''`` at every element of ``X`` (any shape): same shape. Needs ``n == m == 1``."""
+    def to_bytes(self) -> bytes:
+        """The tape as bytes (a checked binary format; ``from_bytes`` reads it)."""
+    @staticmethod
+    def from_bytes(b: bytes) -> Tape:
+        """The tape of ``to_bytes``; ValueError for altered, truncated or foreign bytes."""
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
+
+class CompiledCore:
+    """The guard cache and fast path of ``duals.compile`` (``duals.Compiled`` subclasses it).
+
+    Tapes of one function ``f`` from ``in_shape`` to ``out_shape``, each valid where its guards
+    hold, tried most recently used first; where none holds, ``retrace(x)`` (``x`` a float64
+    array of ``in_shape``) must return a new ``Tape``, which is kept (at most ``max_tapes``,
+    then RuntimeError). Exceptions from ``retrace`` propagate. Thread-safe.
+
+    Points are array-likes of ``in_shape``; results have the shapes below, and a 0-d result is
+    a Python float.
+    """
+
+    def __init__(
+        self,
+        retrace: Callable[[npt.NDArray[np.float64]], Tape],
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        max_tapes: int = 32,
+    ) -> None: ...
+    def add_tape(self, tape: Tape) -> None:
+        """Adds a tape (tried first); ValueError if its sizes do not fit the shapes."""
+    @property
+    def tapes(self) -> list[Tape]:
+        """The tapes kept, most recently used first."""
+    @property
+    def in_shape(self) -> tuple[int, ...]: ...
+    @property
+    def out_shape(self) -> tuple[int, ...]: ...
+    @property
+    def max_tapes(self) -> int: ...
+    @property
+    def n_ops(self) -> int | None:
+        """Instructions of the most recently used tape; None before the first."""
+    def value(self, x: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """``f(x)``: shape ``out_shape``."""
+    def jacobian(self, x: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """``J[i..., j...] = d f_i / d x_j``: shape ``out_shape + in_shape``."""
+    def jvp(self, x: npt.ArrayLike, v: npt.ArrayLike) -> tuple[Any, Any]:
+        """``(f(x), J v)``, each of shape ``out_shape``; ``v`` of ``in_shape``."""
+    def gradient(self, x: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """Shape ``in_shape``; needs ``out_shape == ()``."""
+    def hessian(self, x: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """Shape ``in_shape + in_shape``; needs ``out_shape == ()``."""
+    def hvp(self, x: npt.ArrayLike, v: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """``H v``, shape ``in_shape``; needs ``out_shape == ()``."""
+    def value_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``f`` at each point of ``X`` (shape ``(B, *in_shape)``): shape ``(B, *out_shape)``.
+        Each point uses a tape whose guards hold there (tracing again where none does)."""
+    def jacobian_batch(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The Jacobian at each point of ``X``: shape ``(B, *out_shape, *in_shape)``."""
+    def derivative(self, X: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """``f'`` at every element of ``X`` (any shape): same shape (a float for 0-d). Needs
+        ``in_shape == out_shape == ()``."""
+    def second_derivative(self, X: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
+        """``f''`` at every element of ``X`` (any shape): same shape (a float for 0-d). Needs
+        ``in_shape == out_shape == ()``."""
+
 # Private (not part of the stub check): the storage base class of duals.DualArray,
 # ``_DualArrayBase(primal, tangent, seed)`` with read-only ``_p``/``_t``/``_s`` and native
 # ``x[i]`` / ``x[i] = d`` for an int ``i`` on a 1-d array (other indices: the subclass's
@@ -179,4 +359,5 @@ class Dual:
 # duals._collect and duals._api, returning None where the caller takes the general path:
 # ``_collect_duals(items) -> (primal, tangent, seed)`` for a list/tuple/object array of Duals
 # and floats, ``_jacobian_rows(y, seed, value) -> (primal or None, shape, J)`` likewise for a
-# first-order seed.
+# first-order seed; ``_tape_from_bytes(b)``, ``Tape.from_bytes`` as a module function that pickle
+# can name (``Tape.__reduce__``).

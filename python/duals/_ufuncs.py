@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from . import _trace
 from ._core import (
     _LOST,
     DualArray,
@@ -30,14 +31,18 @@ from ._core import (
     _make,
     _parts,
     _seed_of,
+    _traced,
+    _tv,
     add,
     binary_rule,
+    compare,
     constant,
     div,
     floor_divide,
     mod,
     mul,
     power,
+    select,
     sub,
     unary,
 )
@@ -281,7 +286,15 @@ def _finish(ufunc, result, out, where):
 # ------------------------------------------------------------------------------------------------
 
 
+def _any_traced(inputs) -> bool:
+    return any(isinstance(x, _DualBase) and _traced(x._s) for x in inputs)
+
+
 def _call(ufunc, name, inputs, out, kwargs):
+    if name in _PREDICATES and _any_traced(inputs):
+        if out is not None or kwargs:
+            raise _trace.unsupported(f"{_qualname(ufunc)} with out= or other keywords")
+        return _traced_predicate(name, inputs)
     if name in _PREDICATES:
         # On primals; out= and where= go to NumPy as they are.
         primals = [_parts(x)[0] for x in inputs]
@@ -310,6 +323,8 @@ def _evaluate(ufunc, name, inputs):
         return unary(rule, inputs[0])
     if name in _PIECEWISE_CONSTANT:
         p, _, s = _parts(inputs[0])
+        if _traced(s):
+            return _traced_piecewise(ufunc, name, inputs[0])
         return constant(ufunc(p), s)
     fn = _FUNCTIONS[name]
     return fn(ufunc, *inputs)
@@ -375,11 +390,17 @@ def _fmod(ufunc, a, b):
 
 def _remainder(ufunc, a, b):
     with np.errstate(divide="ignore", invalid="ignore"):
+        if _any_traced((a, b)):
+            return _with_primal(traced_divmod(a, b)[1], np.remainder(_parts(a)[0], _parts(b)[0]))
         r = mod(a, b)
         return _with_primal(r, np.remainder(_parts(a)[0], _parts(b)[0]))
 
 
 def _floor_divide(ufunc, a, b):
+    if _any_traced((a, b)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.floor_divide(_parts(a)[0], _parts(b)[0])
+            return _with_primal(traced_divmod(a, b)[0], q)
     return floor_divide(a, b)
 
 
@@ -387,9 +408,32 @@ def _divmod(ufunc, a, b):
     return _floor_divide(ufunc, a, b), _remainder(ufunc, a, b)
 
 
+def traced_divmod(a, b):
+    """``(a // b, a % b)`` of traced values exactly as NumPy computes them (``npy_divmod``), on
+    the tape: the remainder from ``fmod`` with the sign of ``b``, the quotient
+    ``(a - fmod(a, b)) / b`` rounded to the nearest integer. Derivatives: the quotient's is zero,
+    the remainder's ``1`` in ``a`` and ``-floor(a / b)`` in ``b``, as in eager mode."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = binary_rule("rem", a, b)  # fmod(a, b); d/db = -trunc(a / b)
+        quo = div(sub(a, m), b)
+        # a nonzero remainder of the other sign than b: + b, and the quotient one less
+        fix = compare("!=", m, 0.0) & (compare("<", b, 0.0) ^ compare("<", m, 0.0))
+        m = select(fix, add(m, b), m)
+        quo = select(fix, sub(quo, 1.0), quo)
+        fl = unary("floor", quo)
+        fl = select(compare(">", sub(quo, fl), 0.5), add(fl, 1.0), fl)
+        # b == 0: NumPy's quotient is a / b (inf or nan; floor keeps it, with derivative zero),
+        # its remainder nan
+        q = select(compare("==", b, 0.0), unary("floor", div(a, b)), fl)
+        return q, m
+
+
 def _modf(ufunc, x):
     p, _, s = _parts(x)
     frac, whole = np.modf(p)
+    if _traced(s):
+        w = unary("trunc", x)
+        return _with_primal(sub(x, w), frac), _with_primal(w, whole)
     # frac = x - trunc(x): derivative 1; the integral part is constant.
     return _with_primal(sub(x, whole), frac), constant(whole, s)
 
@@ -399,6 +443,9 @@ def _select_parts(cond, a, b, primal=None):
     pa, ta, sa = _parts(a)
     pb, tb, sb = _parts(b)
     s = _seed_of(sa, sb)
+    if isinstance(cond, _trace.TraceMask) or _traced(s):
+        r = select(cond, a, b)
+        return r if primal is None else _with_primal(r, primal)
     p = np.where(cond, pa, pb) if primal is None else np.asarray(primal, dtype=np.float64)
     if s is None:
         return p
@@ -418,6 +465,10 @@ def _minmax(ufunc, a, b):
     argument; at ties, of the first."""
     name = ufunc.__name__
     pa, pb = _parts(a)[0], _parts(b)[0]
+    if _any_traced((a, b)):
+        first = compare(">=" if name in ("maximum", "fmax") else "<=", a, b)
+        nan = compare("!=", a, a) if name in ("maximum", "minimum") else compare("!=", b, b)
+        return _select_parts(first | nan, a, b, primal=ufunc(pa, pb))
     first = pa >= pb if name in ("maximum", "fmax") else pa <= pb
     if name in ("maximum", "minimum"):
         first = first | np.isnan(pa)
@@ -445,6 +496,12 @@ def _logaddexp(base2: bool):
 def _copysign(ufunc, a, b):
     # copysign(a, b) = a or -a; constant in b.
     (pa, _, sa), (pb, _, sb) = _parts(a), _parts(b)
+    if _any_traced((a, b)):
+        # -a where the signs differ (selects on the tape; the sign of a NaN is not seen)
+        flip = _signbit(a) ^ _signbit(b)
+        if _is_dual(a):
+            return _select_parts(flip, _negative(None, a), a, primal=np.copysign(pa, pb))
+        return _select_parts(flip, -pa, pa, primal=np.copysign(pa, pb))
     p = np.copysign(pa, pb)
     keep = np.signbit(pa) == np.signbit(pb)
     r = _select_parts(keep, a, _negative(None, a), primal=p)
@@ -453,6 +510,12 @@ def _copysign(ufunc, a, b):
 
 def _heaviside(ufunc, x, h0):
     # 0, h0 or 1: constant in x; follows h0 where x == 0.
+    if _any_traced((x, h0)):
+        # where(x < 0, 0, where(x > 0, 1, where(x == 0, h0, nan)))
+        nan = add(mul(x, 0.0), np.nan)
+        r = select(compare("==", x, 0.0), h0, nan)
+        r = select(compare(">", x, 0.0), 1.0, r)
+        return select(compare("<", x, 0.0), 0.0, r)
     px, ph = _parts(x)[0], _parts(h0)[0]
     p = np.heaviside(px, ph)
     s = _seed_of(_parts(x)[2], _parts(h0)[2])
@@ -470,6 +533,73 @@ def _conjugate(ufunc, x):
     return _positive(ufunc, x)
 
 
+# ----- traced predicates and piecewise-constant functions -----
+
+_CMP_UFUNCS = {
+    "greater": ">",
+    "greater_equal": ">=",
+    "less": "<",
+    "less_equal": "<=",
+    "equal": "==",
+    "not_equal": "!=",
+}
+
+
+def _traced_predicate(name, inputs):
+    """A predicate of traced values: a TraceMask (guards only where Python branches on it)."""
+    sym = _CMP_UFUNCS.get(name)
+    if sym is not None:
+        return compare(sym, inputs[0], inputs[1])
+    if name == "isnan":
+        return compare("!=", inputs[0], inputs[0])
+    if name == "isinf":
+        return compare("==", unary("abs", inputs[0]), np.inf)
+    if name == "isfinite":
+        return compare("<", unary("abs", inputs[0]), np.inf)
+    if name == "signbit":
+        return _signbit(inputs[0])
+    if name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
+        masks = [_truth_mask(x) for x in inputs]
+        if name == "logical_not":
+            return ~masks[0]
+        a, b = masks
+        return {"logical_and": a & b, "logical_or": a | b, "logical_xor": a ^ b}[name]
+    raise _trace.unsupported(f"numpy.{name} of traced values")
+
+
+def _signbit(x):
+    """``signbit`` of a traced value: ``x < 0``, or ``1 / x < 0`` at zeros (``-0.0``); the sign
+    of a NaN is not seen (False)."""
+    if not _any_traced((x,)):
+        return np.signbit(_parts(x)[0])
+    with np.errstate(divide="ignore"):
+        return compare("<", x, 0.0) | (compare("==", x, 0.0) & compare("<", div(1.0, x), 0.0))
+
+
+def _truth_mask(x):
+    if isinstance(x, _DualBase):
+        return compare("!=", x, 0.0)
+    return x
+
+
+def _traced_piecewise(ufunc, name, x):
+    p = _parts(x)[0]
+    if name in ("floor", "ceil", "trunc"):
+        return _with_primal(unary(name, x), ufunc(p))
+    if name == "sign":
+        # 1, -1, or 0 (+0.0) and NaN: x * 0 + 0
+        r = select(compare("<", x, 0.0), -1.0, add(mul(x, 0.0), 0.0))
+        return _with_primal(select(compare(">", x, 0.0), 1.0, r), ufunc(p))
+    # rint: round half to even by adding and subtracting 2**52 (exact below 2**52); the floor
+    # of that integer is the same value with derivative zero (the sums have derivative one)
+    big = 2.0**52
+    up = sub(add(x, big), big)
+    down = add(sub(x, big), big)
+    r = select(compare(">=", x, 0.0), up, down)
+    r = select(compare("<", unary("abs", x), big), r, x)
+    return _with_primal(unary("floor", r), ufunc(p))
+
+
 # ----- matmul: bilinear, on primals and tangents alike -----
 
 
@@ -479,6 +609,8 @@ def _matmul(ufunc, a, b):
     p = np.matmul(pa, pb)  # NumPy's own shape errors
     if s is None:
         return p
+    if s.order == 0:
+        return _make(p, np.asarray(np.matmul(_tv(pa, ta), _tv(pb, tb)))[np.newaxis], s)
     va, vb = pa.ndim == 1, pb.ndim == 1
     PA = pa[np.newaxis, :] if va else pa
     PB = pb[:, np.newaxis] if vb else pb
@@ -674,8 +806,13 @@ def _reduce(ufunc, name, inputs, out, kwargs):
     axes = _axes(axis, p.ndim)
     if name == "add":
         tw = True if where is True else np.broadcast_to(where, p.shape)[np.newaxis]
-        tr = np.add.reduce(t, axis=tuple(a + 1 for a in axes), keepdims=keepdims, where=tw)
-        result = _make(pr, np.asarray(tr, dtype=np.float64), s)
+        tk = {}
+        if t.dtype == object and (initial is not _NOVALUE or where is not True):
+            # tape values: the initial value is part of the value (and object reductions need
+            # one with where=)
+            tk["initial"] = 0.0 if initial is _NOVALUE else float(initial)
+        tr = np.add.reduce(t, axis=tuple(a + 1 for a in axes), keepdims=keepdims, where=tw, **tk)
+        result = _make(pr, np.asarray(tr, dtype=t.dtype), s)
         return _finish(ufunc, result, out, True)
     if where is not True:
         fill = 1.0 if name == "multiply" else initial
@@ -749,6 +886,8 @@ def _at(ufunc, name, inputs, kwargs):
             raise TypeError(_LOST.format(what="a plain NumPy array (via ufunc.at)"))
         raise TypeError(f"{_qualname(ufunc)}.at: the target must be a DualArray")
     _seed_of(a._s, sb)  # the same seed, or ValueError
+    if _traced(a._s) and tb is None:
+        tb = np.asarray(pb, dtype=object)[np.newaxis]
     ufunc.at(a._p, indices, pb)
     if tb is not None:
         idx = indices if isinstance(indices, tuple) else (indices,)

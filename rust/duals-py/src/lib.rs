@@ -7,6 +7,9 @@
 //! `dual`: the `Dual` scalar class (the engine's `DualDyn` with the Python `Seed`), the storage
 //! base class of `DualArray` with native `x[i]` / `x[i] = d`, and the fast paths that collect
 //! outputs made of Duals.
+//!
+//! `tape`: recorded programs, `TapeBuilder` (for the tracer), `Tape` (a finished tape and its
+//! drivers) and `CompiledCore` (the guard cache and fast path of `duals.compile`).
 
 use numpy::ndarray::ArrayD;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -17,6 +20,7 @@ use duals::rules::{BinaryRule, UnaryRule};
 
 mod dual;
 mod errors;
+mod tape;
 
 /// Element count above which the GIL is released during a kernel.
 const DETACH_ABOVE: usize = 1 << 14;
@@ -222,5 +226,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dual::_collect_duals, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
+    m.add_class::<tape::TapeBuilder>()?;
+    m.add_class::<tape::Tape>()?;
+    m.add_class::<tape::CompiledCore>()?;
+    m.add_function(wrap_pyfunction!(tape::_tape_from_bytes, m)?)?;
     Ok(())
 }

@@ -1,0 +1,385 @@
+"""duals.compile: traced tapes agree with eager mode; guards, batch forms, pickling, threads,
+errors."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import duals
+
+K = (0.04, 3e7, 1e4)
+
+
+def rober_list(y, k1, k2, k3):
+    return np.array(
+        [
+            -k1 * y[0] + k3 * y[1] * y[2],
+            k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
+            k2 * y[1] ** 2,
+        ]
+    )
+
+
+def rober_fill(y, k1, k2, k3):
+    dy = np.zeros_like(y)
+    dy[0] = -k1 * y[0] + k3 * y[1] * y[2]
+    dy[1] = k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2
+    dy[2] = k2 * y[1] ** 2
+    return dy
+
+
+def rober_jac(y, k1, k2, k3):
+    return np.array(
+        [
+            [-k1, k3 * y[2], k3 * y[1]],
+            [k1, -k3 * y[2] - 2 * k2 * y[1], -k3 * y[1]],
+            [0.0, 2 * k2 * y[1], 0.0],
+        ]
+    )
+
+
+def brusselator(y, a=1.0, b=3.0, alpha=0.02):
+    n = y.size // 2
+    u, v = y[:n], y[n:]
+
+    def lap(z):
+        return np.concatenate([[0.0], z[:-2] - 2 * z[1:-1] + z[2:], [0.0]])
+
+    du = a + u * u * v - (b + 1) * u + alpha * lap(u)
+    dv = b * u - u * u * v + alpha * lap(v)
+    return np.concatenate([du, dv])
+
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+POINTS3 = [np.array([1.0, 0.0, 0.0]), np.array([0.98, 2e-5, 0.02]), np.array([0.3, 0.2, 0.1])]
+
+
+@pytest.mark.parametrize("rhs", [rober_list, rober_fill])
+def test_robertson_value_jacobian_jvp(rhs):
+    c = duals.compile(rhs, POINTS3[0], args=K)
+    v = np.array([0.3, -1.0, 2.0])
+    for y in POINTS3:
+        np.testing.assert_allclose(c.value(y), rober_list(y, *K), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(c.jacobian(y), rober_jac(y, *K), rtol=1e-15, atol=0)
+        val, jv = c.jvp(y, v)
+        np.testing.assert_allclose(val, rober_list(y, *K), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(jv, rober_jac(y, *K) @ v, rtol=1e-14, atol=1e-300)
+    assert len(c.tapes) == 1
+    assert c.n_ops > 0
+
+
+def test_vectorized_brusselator_matches_eager():
+    y0 = np.linspace(0.5, 2.0, 64)
+    c = duals.compile(brusselator, y0)
+    for y in (y0, np.cos(np.arange(64.0)) + 2.0):
+        np.testing.assert_allclose(c.value(y), brusselator(y), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(
+            c.jacobian(y), duals.jacobian(brusselator, y), rtol=1e-14, atol=1e-14
+        )
+
+
+def test_rosenbrock_gradient_hessian_hvp():
+    x0 = np.linspace(-1.0, 1.5, 10)
+    c = duals.compile(rosen, x0)
+    rng = np.random.default_rng(0)
+    for x in (x0, rng.normal(size=10)):
+        v = rng.normal(size=10)
+        assert c.value(x) == pytest.approx(rosen(x), rel=1e-14)
+        np.testing.assert_allclose(c.gradient(x), duals.grad(rosen, x), rtol=1e-13)
+        H = c.hessian(x)
+        np.testing.assert_array_equal(H, H.T)
+        np.testing.assert_allclose(H, duals.hessian(rosen, x), rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(c.hvp(x, v), duals.hvp(rosen, x, v), rtol=1e-12, atol=1e-11)
+
+
+def test_shapes_scalar_and_matrix_inputs():
+    c = duals.compile(lambda x: x**3, 2.0)
+    assert c.value(3.0) == 27.0
+    assert c.jacobian(3.0) == 27.0
+    c2 = duals.compile(lambda A: A @ A, np.eye(2))
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert c2.value(A).shape == (2, 2)
+    np.testing.assert_allclose(c2.jacobian(A), duals.jacobian(lambda A: A @ A, A), rtol=1e-15)
+    assert c2.jacobian(A).shape == (2, 2, 2, 2)
+    # a non-contiguous point
+    B = np.arange(8.0).reshape(2, 4)[:, ::2]
+    np.testing.assert_allclose(c2.value(B), B @ B)
+
+
+def test_constant_output_and_args_recorded():
+    c = duals.compile(lambda x, a: np.array([a, a * x[0]]), np.ones(2), args=(5.0,))
+    np.testing.assert_array_equal(c.value(np.array([2.0, 3.0])), [5.0, 10.0])
+    np.testing.assert_array_equal(c.jacobian(np.array([2.0, 3.0])), [[0.0, 0.0], [5.0, 0.0]])
+
+
+# ------------------------------------------------------------------------------------------------
+# Random programs: compiled == eager
+# ------------------------------------------------------------------------------------------------
+
+UNARY = [
+    np.sin,
+    np.cos,
+    np.tanh,
+    np.arctan,
+    lambda y: np.exp(-y * y),
+    lambda y: np.log1p(y * y),
+    lambda y: np.sqrt(1.0 + y**2),
+    lambda y: 0.5 * y - 0.25,
+    lambda y: np.abs(y),
+    lambda y: np.where(y > 0.1, y**2, -y),
+    lambda y: np.maximum(y, 0.3),
+    lambda y: np.minimum(y, 0.5),
+    lambda y: y[::-1] * 2.0,
+    lambda y: np.cumsum(y) * 0.3,
+]
+BINARY = [
+    np.add,
+    np.subtract,
+    np.multiply,
+    lambda a, b: a / (1.0 + b * b),
+    lambda a, b: np.hypot(a, b),
+    lambda a, b: np.arctan2(a, 1.0 + b * b),
+    lambda a, b: a * (b @ b) * 0.1,
+]
+OPS = [(0, i) for i in range(len(UNARY))] + [(1, i) for i in range(len(BINARY))]
+
+
+def _program(ops):
+    def f(x):
+        y = x
+        for kind, i in ops:
+            y = UNARY[i](y) if kind == 0 else BINARY[i](y, x[::-1])
+        return y
+
+    return f
+
+
+pts = st.integers(1, 5).flatmap(
+    lambda n: st.tuples(
+        *[arrays(np.float64, n, elements=st.floats(-2.0, 2.0, allow_subnormal=False))] * 3
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(xs=pts, ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=6))
+def test_random_programs_compiled_equal_eager(xs, ops):
+    f = _program(ops)
+    c = duals.compile(f, xs[0])
+    for x in xs:
+        np.testing.assert_allclose(c.value(x), f(x), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(c.jacobian(x), duals.jacobian(f, x), rtol=1e-12, atol=1e-12)
+        v = np.linspace(-1.0, 1.0, x.size)
+        _, jv = c.jvp(x, v)
+        np.testing.assert_allclose(jv, duals.jvp(f, x, v)[1], rtol=1e-12, atol=1e-12)
+
+    def g(z):
+        return np.sum(f(z) ** 2)
+
+    cg = duals.compile(g, xs[0])
+    for x in xs:
+        np.testing.assert_allclose(cg.hessian(x), duals.hessian(g, x), rtol=1e-9, atol=1e-9)
+        v = np.linspace(-1.0, 1.0, x.size)
+        np.testing.assert_allclose(cg.hvp(x, v), duals.hvp(g, x, v), rtol=1e-9, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------
+# Guards
+# ------------------------------------------------------------------------------------------------
+
+
+def piecewise(x):
+    if x[0] > 0:
+        return x**2
+    return np.sin(x) * x[1]
+
+
+def test_branch_retraces_and_agrees_on_both_sides():
+    c = duals.compile(piecewise, np.array([1.0, 2.0]))
+    assert len(c.tapes) == 1
+    for x in (np.array([0.5, 2.0]), np.array([-0.5, 2.0]), np.array([3.0, -1.0])):
+        np.testing.assert_allclose(c.value(x), piecewise(x), rtol=1e-15)
+        np.testing.assert_allclose(c.jacobian(x), duals.jacobian(piecewise, x), rtol=1e-15)
+    assert len(c.tapes) == 2
+
+
+def test_python_max_and_while_loop():
+    def f(x):
+        m = max(x[0], x[1])  # Python's max: a guard
+        y = x * 1.0
+        while np.sum(y * y) > 1e-2:  # value-dependent exit: guards per iteration
+            y = y / 2
+        return y * m
+
+    c = duals.compile(f, np.array([1.0, 0.5]))
+    for x in (np.array([1.0, 0.5]), np.array([0.2, 0.9]), np.array([5.0, 5.0])):
+        np.testing.assert_allclose(c.value(x), f(x), rtol=1e-15)
+        np.testing.assert_allclose(c.jacobian(x), duals.jacobian(f, x), rtol=1e-15)
+
+
+def test_where_records_no_guard():
+    def f(x):
+        return np.where(x > 0, np.sqrt(np.abs(x)), x**2)
+
+    c = duals.compile(f, np.array([1.0, -1.0]))
+    for x in (np.array([-1.0, 1.0]), np.array([4.0, 9.0])):
+        np.testing.assert_allclose(c.value(x), f(x))
+        np.testing.assert_allclose(c.jacobian(x), duals.jacobian(f, x))
+    assert len(c.tapes) == 1
+
+
+def test_guard_cache_bound():
+    def f(x):
+        k = 0
+        while x[0] > k:  # a new branch for every integer part
+            k += 1
+        return x * k
+
+    c = duals.compile(f, np.array([0.5]), max_tapes=3)
+    for x in (1.5, 2.5):
+        c.value(np.array([x]))
+    with pytest.raises(RuntimeError, match="max_tapes|branches"):
+        c.value(np.array([3.5]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch forms
+# ------------------------------------------------------------------------------------------------
+
+
+def test_batch_value_and_jacobian():
+    c = duals.compile(rober_list, POINTS3[0], args=K)
+    Y = np.abs(np.random.default_rng(1).normal(size=(37, 3)))
+    V = c.value_batch(Y)
+    J = c.jacobian_batch(Y)
+    assert V.shape == (37, 3) and J.shape == (37, 3, 3)
+    for i in range(37):
+        np.testing.assert_array_equal(V[i], c.value(Y[i]))
+        np.testing.assert_allclose(J[i], c.jacobian(Y[i]), rtol=1e-15)
+    assert c.value_batch(np.empty((0, 3))).shape == (0, 3)
+
+
+def test_elementwise_derivative_batch():
+    def f(x):
+        return np.sin(x) * np.exp(-(x**2)) + np.log1p(x**2)
+
+    c = duals.compile(f, 0.3)
+    X = np.linspace(-3.0, 3.0, 1001).reshape(7, 143)[:, ::2]
+    np.testing.assert_allclose(c.derivative(X), duals.derivative(f, X), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(
+        c.second_derivative(X), duals.second_derivative(f, X), rtol=1e-12, atol=1e-14
+    )
+    assert c.derivative(np.empty((0, 4))).shape == (0, 4)
+    assert c.derivative(0.5) == pytest.approx(duals.derivative(f, 0.5), rel=1e-15)
+
+
+def test_batch_derivative_with_branches_uses_both_tapes():
+    def f(x):
+        return x**2 if x > 0 else -x
+
+    c = duals.compile(f, 1.0)
+    X = np.array([-2.0, -0.5, 0.5, 3.0])
+    np.testing.assert_array_equal(c.derivative(X), [-1.0, -1.0, 1.0, 6.0])
+
+
+# ------------------------------------------------------------------------------------------------
+# Pickle, threads
+# ------------------------------------------------------------------------------------------------
+
+
+def test_pickle_round_trip_in_a_subprocess(tmp_path):
+    c = duals.compile(rober_list, POINTS3[0], args=K)
+    path = tmp_path / "c.pkl"
+    path.write_bytes(pickle.dumps(c))
+    code = textwrap.dedent(
+        f"""
+        import pickle, numpy as np
+        c = pickle.loads(open({str(path)!r}, "rb").read())
+        print(repr(c.jacobian(np.array([0.3, 0.2, 0.1])).tolist()))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    got = np.array(eval(out.stdout))
+    np.testing.assert_array_equal(got, c.jacobian(np.array([0.3, 0.2, 0.1])))
+
+
+def test_threads_agree():
+    c = duals.compile(brusselator, np.linspace(0.5, 2.0, 32))
+    rng = np.random.default_rng(2)
+    ys = [rng.uniform(0.5, 2.0, 32) for _ in range(64)]
+    expected = [c.jacobian(y) for y in ys]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(c.jacobian, ys))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------------
+
+
+def test_wrong_point_shape():
+    c = duals.compile(rober_list, POINTS3[0], args=K)
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        c.jacobian(np.ones(4))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda x: float(x[0]) * x,
+        lambda x: math.sin(x[0]) * x,
+    ],
+)
+def test_lost_value_raises(bad):
+    with pytest.raises(TypeError, match="derivative|trace"):
+        duals.compile(bad, np.ones(2))
+
+
+def test_store_into_plain_array_raises():
+    def f(x):
+        out = np.empty(2)
+        out[0] = x[0]
+        return out
+
+    with pytest.raises(TypeError):
+        duals.compile(f, np.ones(2))
+
+
+def test_unsupported_function_is_named():
+    with pytest.raises(TypeError, match="numpy.linalg.eig"):
+        duals.compile(lambda A: np.linalg.eig(A)[0], np.eye(2))
+
+
+def test_exceptions_of_f_propagate():
+    def f(x):
+        raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        duals.compile(f, np.ones(2))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError):
+        duals.compile(3, np.ones(2))
+    with pytest.raises(TypeError, match="complex"):
+        duals.compile(np.sin, np.ones(2, dtype=complex))
+    with pytest.raises(ValueError, match="max_tapes"):
+        duals.compile(np.sin, np.ones(2), max_tapes=0)
