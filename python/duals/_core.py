@@ -377,7 +377,9 @@ class DualArray(_native._DualArrayBase, _DualBase):
         self._p[index] = vp
         if _traced(self._s):
             # the tape values: the value's nodes, or its (constant) values
-            self._t[tindex] = _expand(vt if vt is not None else np.asarray(vp)[None], np.ndim(target))
+            self._t[tindex] = _expand(
+                vt if vt is not None else np.asarray(vp)[None], np.ndim(target)
+            )
         elif vt is None:
             self._t[tindex] = 0.0
         else:
@@ -861,13 +863,12 @@ def floor_divide(a, b):
     pa, ta, sa = _parts(a)
     pb, tb, sb = _parts(b)
     s = _seed_of(sa, sb)
+    if _traced(s):
+        from ._ufuncs import traced_divmod  # NumPy's exact divmod, recorded on the tape
+
+        return traced_divmod(a, b)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.floor_divide(pa, pb)
-        if _traced(s):
-            # floor(a / b) on the tape (NumPy's floor_divide corrects the rounding of a / b in
-            # rare cases; the tape's value is the floor of the rounded quotient)
-            d = _trace.binary("div", _tv(pa, ta), _tv(pb, tb), np.asarray(pa / pb))
-            return _make(q, _trace.unary("floor", d, np.asarray(q))[np.newaxis], s)
     return constant(q, s)
 
 
@@ -877,7 +878,9 @@ def mod(a, b):
     pa, _, sa = _parts(a)
     pb, _, sb = _parts(b)
     if _traced(_seed_of(sa, sb)):
-        return sub(a, mul(b, floor_divide(a, b)))
+        from ._ufuncs import traced_divmod
+
+        return traced_divmod(a, b)[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.floor_divide(pa, pb)
     return sub(a, mul(b, q))

@@ -187,9 +187,7 @@ def node_mask(V: np.ndarray) -> np.ndarray:
     """Which elements of an object array are nodes."""
     if V.dtype != object:
         return np.zeros(V.shape, dtype=bool)
-    return np.fromiter((type(e) is Node for e in V.flat), dtype=bool, count=V.size).reshape(
-        V.shape
-    )
+    return np.fromiter((type(e) is Node for e in V.flat), dtype=bool, count=V.size).reshape(V.shape)
 
 
 def fill_constants(t: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -223,6 +221,10 @@ def values(parts) -> np.ndarray:
 def map1(fn, V: np.ndarray, result: np.ndarray) -> np.ndarray:
     """``fn(var)`` for the node elements of ``V`` (a new var each), ``result`` elsewhere."""
     out = np.empty(result.shape, dtype=object)
+    if result.ndim == 0:
+        e = V[()]
+        out[()] = Node(fn(e.v)) if type(e) is Node else result[()]
+        return out
     out[...] = result
     if V.dtype != object:
         return out
@@ -238,6 +240,14 @@ def map2(fn, A: np.ndarray, B: np.ndarray, result: np.ndarray) -> np.ndarray:
     """``fn(var_a, var_b)`` where an element of ``A`` or ``B`` is a node (constants lifted),
     ``result`` elsewhere."""
     out = np.empty(result.shape, dtype=object)
+    if result.ndim == 0:  # scalars (the common case of ODE right-hand sides): no broadcasting
+        a, b = A[()], B[()]
+        if type(a) is Node or type(b) is Node:
+            bld = current()
+            out[()] = Node(fn(_var(bld, a), _var(bld, b)))
+        else:
+            out[()] = result[()]
+        return out
     out[...] = result
     if A.dtype != object and B.dtype != object:
         return out
@@ -391,9 +401,7 @@ class TraceMask:
             if ob.dtype != bool:
                 return NotImplemented
             oe = ("const", ob)
-        b = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}[kind](
-            self._b, ob
-        )
+        b = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}[kind](self._b, ob)
         shape = b.shape
         e1 = _broadcast_expr(self._e, shape)
         e2 = _broadcast_expr(oe, shape)
@@ -444,6 +452,12 @@ class TraceMask:
             from ._core import select
 
             return select(args[0], args[1], args[2])
+        if func is np.shape or func is np.ndim or func is np.size:  # no values involved
+            return func(self._b, *args[1:], **kwargs)
+        if func is np.select:  # selects, no guards
+            from ._functions import HANDLED
+
+            return HANDLED[np.select](*args, **kwargs)
         return func(*plain(args), **plain(kwargs))
 
 
