@@ -1,6 +1,6 @@
 //! The one place where engine errors become Python exceptions.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::PyErr;
 
 /// A kernel's length error: a bug in the caller's shapes, reported as ValueError.
@@ -30,4 +30,16 @@ pub fn tangents(e: duals::TangentMismatch) -> PyErr {
 /// A NumPy array that cannot be borrowed (e.g. being written elsewhere).
 pub fn borrow(e: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!("cannot read the array: {e}"))
+}
+
+/// A tape error: `MemoryError` for a result too large to allocate, `ValueError` with the
+/// engine's message otherwise.
+pub fn tape(e: duals::tape::TapeError) -> PyErr {
+    use duals::tape::TapeError;
+    match e {
+        TapeError::TooLarge { .. } | TapeError::Driver(duals::Error::TooLarge { .. }) => {
+            PyMemoryError::new_err(e.to_string())
+        }
+        _ => PyValueError::new_err(e.to_string()),
+    }
 }

@@ -41,18 +41,7 @@ const DETACH_WORK: usize = 1 << 15;
 // ------------------------------------------------------------------------------------------------
 
 // Tape errors are mapped here, not in `errors.rs`, so that the tape bindings came as one file;
-// `tape_error` can move there as it is.
-
-/// An engine error as a Python exception: `MemoryError` for a result too large to allocate,
-/// `ValueError` with the engine's message otherwise.
-fn tape_error(e: TapeError) -> PyErr {
-    match e {
-        TapeError::TooLarge { .. } | TapeError::Driver(duals::Error::TooLarge { .. }) => {
-            PyMemoryError::new_err(e.to_string())
-        }
-        _ => PyValueError::new_err(e.to_string()),
-    }
-}
+// `errors::tape` can move there as it is.
 
 fn driver_error(e: duals::Error) -> TapeError {
     TapeError::Driver(e)
@@ -113,7 +102,7 @@ fn handles(a: &PyArrayLike1<'_, i64>, len: usize) -> PyResult<Vec<Var>> {
         .iter()
         .map(|&h| match u32::try_from(h) {
             Ok(v) if (v as usize) < len => Ok(Var(v)),
-            Ok(v) => Err(tape_error(TapeError::UnknownVar { var: v, len })),
+            Ok(v) => Err(errors::tape(TapeError::UnknownVar { var: v, len })),
             Err(_) => Err(bad_handle(h)),
         })
         .collect()
@@ -364,7 +353,7 @@ fn unary_rule(name: &str, param: f64) -> PyResult<UnaryRule> {
 
 fn cmp_op(op: &str) -> PyResult<CmpOp> {
     CmpOp::from_name(op).ok_or_else(|| {
-        tape_error(TapeError::UnknownComparison {
+        errors::tape(TapeError::UnknownComparison {
             name: op.to_string(),
         })
     })
@@ -386,19 +375,22 @@ impl TapeBuilder {
 
     /// A new input with its value at the trace point; returns its handle.
     fn input(&mut self, value: f64) -> PyResult<u32> {
-        self.inner.input(value).map(|v| v.0).map_err(tape_error)
+        self.inner.input(value).map(|v| v.0).map_err(errors::tape)
     }
 
     /// A constant; returns its handle.
     fn constant(&mut self, c: f64) -> PyResult<u32> {
-        self.inner.constant(c).map(|v| v.0).map_err(tape_error)
+        self.inner.constant(c).map(|v| v.0).map_err(errors::tape)
     }
 
     /// `name(a)` for a unary rule; `param` is the exponent of `powi` and `powf`.
     #[pyo3(signature = (name, a, param = 0.0))]
     fn unary(&mut self, name: &str, a: Handle, param: f64) -> PyResult<u32> {
         let rule = unary_rule(name, param)?;
-        self.inner.unary(rule, a.0).map(|v| v.0).map_err(tape_error)
+        self.inner
+            .unary(rule, a.0)
+            .map(|v| v.0)
+            .map_err(errors::tape)
     }
 
     /// `name(a, b)`: `add`, `sub`, `mul`, `div`, `min`, `max` or a binary rule.
@@ -406,12 +398,12 @@ impl TapeBuilder {
         let op = BinOp::from_name(name)?;
         op.record(&mut self.inner, a.0, b.0)
             .map(|v| v.0)
-            .map_err(tape_error)
+            .map_err(errors::tape)
     }
 
     /// `-a`.
     fn neg(&mut self, a: Handle) -> PyResult<u32> {
-        self.inner.neg(a.0).map(|v| v.0).map_err(tape_error)
+        self.inner.neg(a.0).map(|v| v.0).map_err(errors::tape)
     }
 
     /// `if_true if a op b else if_false` at every point (no guard).
@@ -427,29 +419,29 @@ impl TapeBuilder {
         self.inner
             .select(op, a.0, b.0, if_true.0, if_false.0)
             .map(|v| v.0)
-            .map_err(tape_error)
+            .map_err(errors::tape)
     }
 
     /// `a op b` at the trace point, recording nothing.
     fn compare(&self, op: &str, a: Handle, b: Handle) -> PyResult<bool> {
         let op = cmp_op(op)?;
-        self.inner.compare(op, a.0, b.0).map_err(tape_error)
+        self.inner.compare(op, a.0, b.0).map_err(errors::tape)
     }
 
     /// Records a guard on `a op b` and returns its outcome at the trace point.
     fn guard(&mut self, op: &str, a: Handle, b: Handle) -> PyResult<bool> {
         let op = cmp_op(op)?;
-        self.inner.guard(op, a.0, b.0).map_err(tape_error)
+        self.inner.guard(op, a.0, b.0).map_err(errors::tape)
     }
 
     /// The value of `v` at the trace point.
     fn value(&self, v: Handle) -> PyResult<f64> {
-        self.inner.value(v.0).map_err(tape_error)
+        self.inner.value(v.0).map_err(errors::tape)
     }
 
     /// Appends `v` to the outputs.
     fn output(&mut self, v: Handle) -> PyResult<()> {
-        self.inner.output(v.0).map_err(tape_error)
+        self.inner.output(v.0).map_err(errors::tape)
     }
 
     /// The finished (simplified) tape; the builder can go on recording.
@@ -472,7 +464,7 @@ impl TapeBuilder {
             .iter()
             .map(|&x| self.inner.unary(rule, x).map(|v| i64::from(v.0)))
             .collect::<Result<Vec<i64>, _>>()
-            .map_err(tape_error)?;
+            .map_err(errors::tape)?;
         Ok(PyArray1::from_vec(py, out))
     }
 
@@ -505,7 +497,7 @@ impl TapeBuilder {
                     .map(|v| i64::from(v.0))
             })
             .collect::<Result<Vec<i64>, _>>()
-            .map_err(tape_error)?;
+            .map_err(errors::tape)?;
         Ok(PyArray1::from_vec(py, out))
     }
 
@@ -743,7 +735,7 @@ impl Tape {
         what: Point,
         shape: &[usize],
     ) -> PyResult<Pair<'py>> {
-        self.check_input(x.data().len()).map_err(tape_error)?;
+        self.check_input(x.data().len()).map_err(errors::tape)?;
         let mut out = Fresh::zeros(py, shape)?;
         let mut out2 = match what {
             Point::Jvp => Some(Fresh::zeros(py, shape)?),
@@ -755,7 +747,7 @@ impl Tape {
         let vs: &[f64] = vs.as_deref().unwrap_or(&[]);
         let o1 = out.data();
         let o2 = out2.as_mut().map_or(&mut [][..], Fresh::data);
-        run(py, detach, || self.point_into(&xs, vs, what, o1, o2)).map_err(tape_error)?;
+        run(py, detach, || self.point_into(&xs, vs, what, o1, o2)).map_err(errors::tape)?;
         Ok((out, out2))
     }
 }
@@ -828,7 +820,7 @@ impl Tape {
     /// Whether every guard holds at `x`.
     fn guards_hold(&self, x: &Bound<'_, PyAny>) -> PyResult<bool> {
         let x = point_arg(x, "x")?;
-        self.check_input(x.data().len()).map_err(tape_error)?;
+        self.check_input(x.data().len()).map_err(errors::tape)?;
         Ok(self.tape.guards_hold(x.data()))
     }
 
@@ -843,7 +835,7 @@ impl Tape {
         let holds = self
             .tape
             .value_and_guards_into(x.data(), out.data())
-            .map_err(tape_error)?;
+            .map_err(errors::tape)?;
         Ok(holds.then(|| out.array()))
     }
 
@@ -936,7 +928,7 @@ impl Tape {
         }
         let detach = self.detach(1, b);
         let xs = x.data_for(detach);
-        run(py, detach, || self.tape.guards_batch(&xs, out)).map_err(tape_error)?;
+        run(py, detach, || self.tape.guards_batch(&xs, out)).map_err(errors::tape)?;
         Ok(holds.array())
     }
 
@@ -1020,7 +1012,7 @@ impl Tape {
         let detach = self.detach(what.lanes(self.tape.n_inputs()), b);
         let xs = x.data_for(detach);
         let o = out.data();
-        run(py, detach, || self.batch_into(what, &xs, b, o)).map_err(tape_error)?;
+        run(py, detach, || self.batch_into(what, &xs, b, o)).map_err(errors::tape)?;
         Ok(out)
     }
 }
@@ -1034,7 +1026,7 @@ pub fn _tape_from_bytes(b: &[u8]) -> PyResult<Tape> {
 fn tape_from_bytes(b: &[u8]) -> PyResult<Tape> {
     duals::Tape::from_bytes(b)
         .map(Tape::new)
-        .map_err(tape_error)
+        .map_err(errors::tape)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1253,7 +1245,7 @@ impl CompiledCore {
             holds.clear();
             holds.resize(count, false);
             let work = t.n_ops().saturating_mul(count) > DETACH_WORK;
-            run(py, work, || t.guards_batch(pts, &mut holds)).map_err(tape_error)?;
+            run(py, work, || t.guards_batch(pts, &mut holds)).map_err(errors::tape)?;
             let index = |k: usize| rest.as_ref().map_or(k, |r| r[k]);
             let (mut yes, mut no) = (Vec::new(), Vec::new());
             for (k, &h) in holds.iter().enumerate() {
@@ -1306,7 +1298,7 @@ impl CompiledCore {
                     done
                 }
             }
-            .map_err(tape_error)?;
+            .map_err(errors::tape)?;
         }
         Ok(out)
     }
