@@ -487,3 +487,12 @@ def test_native_stub_matches_the_compiled_module():
         listed = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
         assert public <= listed, f"{name}: not in the stub: {sorted(public - listed)}"
     assert os.path.exists(os.path.join(os.path.dirname(duals.__file__), "py.typed"))
+
+
+def test_division_by_a_constant_is_exact_and_respects_errstate():
+    x = np.array([0.1, 0.7, 3.0, 1e-300])
+    val, jv = duals.jvp(lambda z: z / 3.0, x, np.ones(4))
+    np.testing.assert_array_equal(val, x / 3.0)  # not x * (1/3)
+    np.testing.assert_array_equal(jv, np.ones(4) / 3.0)
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        duals.jacobian(lambda z: 1.0 / (z - z), x)

@@ -821,20 +821,21 @@ def div(a, b):
     A, B = _parts(a), _parts(b)
     (pa, ta, sa), (pb, tb, sb) = A, B
     s = _seed_of(sa, sb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = pa / pb
-        if s is None:
-            return f
+    f = pa / pb  # the value under the caller's error state (np.errstate(divide="raise") raises)
+    if s is None:
+        return f
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         if s.order == 0:
             V = _trace.binary("div", _tv(pa, ta), _tv(pb, tb), np.asarray(f))
             return _make(f, V[np.newaxis], s)
-        if tb is None:
-            return mul(a, 1.0 / pb)
-        if s.order == 2:
-            return mul(a, unary("recip", b))
         nd = np.ndim(f)
-        tb_ = _expand(tb, nd)
-        t = (-f * tb_) / pb if ta is None else (_expand(ta, nd) - f * tb_) / pb
+        if tb is None:  # linear in a: every tangent row divided by b (any seed order)
+            t = _expand(ta, nd) / pb
+        elif s.order == 2:
+            return mul(a, unary("recip", b))
+        else:
+            tb_ = _expand(tb, nd)
+            t = (-f * tb_) / pb if ta is None else (_expand(ta, nd) - f * tb_) / pb
     if t.shape[1:] != np.shape(f):
         t = _full_tangent(t, s.K, np.shape(f))
     return _make(f, t, s)
