@@ -10,6 +10,10 @@ the same math, not a re-typed copy.
 
 The ``*_analytic`` functions are hand-written NumPy derivatives: the floor a forward-mode tool
 can approach but not beat.
+
+The ``solve_ivp`` rows time a whole ``scipy.integrate.solve_ivp`` call on Robertson's problem,
+each tool supplying ``jac`` (the analytic Jacobian, or ``jac=None`` for SciPy's own finite
+differences); their answer is the final state.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ ROBERTSON_K = (0.04, 3.0e7, 1.0e4)
 ROBERTSON_Y = np.array([0.7158270687, 9.185534764e-6, 0.2841637457])
 
 BRUSSELATOR_ALPHA = 1.0 / 50.0
+
+# The implicit solve_ivp methods of the end-to-end rows (each uses the jac= it is given).
+SOLVE_IVP_METHODS = ("BDF", "Radau", "LSODA")
 
 
 def robertson(y, k1, k2, k3):
@@ -71,6 +78,11 @@ def rosenbrock(x):
 def bump(x):
     """The elementwise function sin(x)·exp(-x²) + log1p(x²)."""
     return np.sin(x) * np.exp(-(x**2)) + np.log1p(x**2)
+
+
+def robertson_ode(t, y, k1, k2, k3):
+    """Robertson as ``solve_ivp`` calls it: ``fun(t, y, *args)``."""
+    return robertson(y, k1, k2, k3)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,11 +201,13 @@ def torch_numpy() -> _TorchNumpy:
 class Workload:
     name: str  # short id for --only
     label: str  # the table's row label
-    kind: str  # "jacobian" | "hessian" | "grad" | "derivative"
+    kind: str  # "jacobian" | "hessian" | "grad" | "derivative" | "solve_ivp"
     f: Callable  # plain NumPy, called as f(x, *args)
-    x: np.ndarray
+    x: np.ndarray  # the point (for solve_ivp: the initial state)
     analytic: Callable  # analytic(x, *args) -> the derivative
     args: tuple = field(default_factory=tuple)
+    # solve_ivp rows: fun(t, y, *args) (f with t first), t_span, method, rtol, atol.
+    ode: dict | None = None
 
     def fx(self, np_namespace=None) -> Callable:
         """``x -> f(x, *args)``, optionally re-bound to another array namespace."""
@@ -269,4 +283,26 @@ def workloads() -> list[Workload]:
             bump_analytic,
         )
     )
+    # End to end: one full solve_ivp of Robertson's problem over (0, 4e10) with an implicit
+    # method, the Jacobian (jac=) supplied by each tool. Settings chosen so that one solve
+    # takes some tens of milliseconds here.
+    for method in SOLVE_IVP_METHODS:
+        out.append(
+            Workload(
+                f"solve_ivp_{method.lower()}",
+                f"solve_ivp {method}, Robertson, t ∈ (0, 4e10)",
+                "solve_ivp",
+                robertson,
+                np.array([1.0, 0.0, 0.0]),
+                robertson_analytic,
+                ROBERTSON_K,
+                ode={
+                    "fun": robertson_ode,
+                    "t_span": (0.0, 4.0e10),
+                    "method": method,
+                    "rtol": 1e-6,
+                    "atol": 1e-10,
+                },
+            )
+        )
     return out
