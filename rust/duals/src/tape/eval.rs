@@ -10,11 +10,13 @@ use core::any::Any;
 use core::cell::RefCell;
 
 use crate::drivers::{
-    gradient, hessian, hvp, jacobian_into, jvp_into, Config, Matrix, ScalarFunction, VectorFunction,
+    gradient, hessian, hvp, jacobian_into, jvp_into, Config, HessianMethod, Matrix, ScalarFunction,
+    VectorFunction,
 };
 use crate::number::DualNum;
 use crate::rules::{BinaryRule, UnaryRule};
 
+use super::hessian::HessianPlan;
 use super::plan::{Passive, Step};
 use super::{Op, Tape, TapeError, Var};
 
@@ -508,14 +510,44 @@ impl Tape {
         Ok(gradient(&self.as_scalar()?, x, cfg)?)
     }
 
-    /// `∇²f(x)` of a scalar-valued tape, by [`crate::hessian`] with the method of `cfg`.
+    /// `∇²f(x)` of a scalar-valued tape (`n × n`, exactly symmetric).
+    ///
+    /// With [`HessianMethod::Auto`] (the default), by sparse second-order propagation over the
+    /// tape's structure, one pass (see `tape/hessian.rs`): entries that are structurally zero
+    /// (no instruction combines the two inputs) are exactly 0 at every point, even where the
+    /// dense methods would give NaN from `0 · inf`. Another method of `cfg` goes through
+    /// [`crate::hessian`] with it; so does `Auto` for a tape whose sparse program would be
+    /// too large.
     ///
     /// # Errors
     /// [`TapeError::InputLength`], [`TapeError::NotScalar`], or a driver error (the `Dual2`
     /// method for `n > 8`).
     pub fn hessian(&self, x: &[f64], cfg: &mut Config<f64>) -> Result<Matrix<f64>, TapeError> {
         self.check_input(x.len())?;
-        Ok(hessian(&self.as_scalar()?, x, cfg)?)
+        let scalar = self.as_scalar()?;
+        if cfg.hessian_method() == HessianMethod::Auto {
+            if let Some(plan) = self.hessian_plan() {
+                let n = self.n_inputs;
+                let mut h = vec![0.0; n * n];
+                with_registers(plan.work_len(), 0.0, |w| {
+                    plan.eval(x, &self.consts, &mut h, w)
+                });
+                return Ok(Matrix::from_row_major(n, n, h).expect("n * n entries"));
+            }
+        }
+        Ok(hessian(&scalar, x, cfg)?)
+    }
+
+    /// The sparse second-order program, built at the first call (a scalar tape only).
+    fn hessian_plan(&self) -> Option<&HessianPlan> {
+        self.hessian
+            .get_or_init(|| {
+                let &[out] = &self.plan.outputs[..] else {
+                    return None;
+                };
+                HessianPlan::new(self.n_inputs, &self.plan, self.n_main, out).map(Box::new)
+            })
+            .as_deref()
     }
 
     /// `∇²f(x) v` of a scalar-valued tape, by [`crate::hvp`].

@@ -85,6 +85,7 @@ mod builder;
 mod bytes;
 mod error;
 mod eval;
+mod hessian;
 mod plan;
 mod sparse;
 
@@ -96,7 +97,9 @@ pub use error::TapeError;
 pub use eval::ScalarTape;
 pub use sparse::{Coloring, Pattern, SparseJacobian};
 
+use hessian::HessianPlan;
 use plan::Plan;
+use std::sync::OnceLock;
 
 /// A value of a tape or builder: an index into its values (inputs, constants, instruction
 /// results, in that order for a finished [`Tape`]).
@@ -345,6 +348,9 @@ pub struct Tape {
     guards: Vec<Guard>,
     /// The register program derived from the above (not serialized).
     plan: Plan,
+    /// The sparse second-order program of a scalar tape, built at its first Hessian (`None`
+    /// inside if the tape is not scalar or its patterns are too large).
+    hessian: OnceLock<Option<Box<HessianPlan>>>,
 }
 
 impl Tape {
@@ -366,6 +372,7 @@ impl Tape {
             outputs,
             guards,
             plan,
+            hessian: OnceLock::new(),
         }
     }
 
