@@ -65,6 +65,7 @@ class Compiled(_native.CompiledCore):
       ``X`` of shape ``(B, *S)``, with a leading batch axis in the result; for an elementwise
       function traced at a scalar, ``derivative(X)`` and ``second_derivative(X)`` for ``X`` of
       any shape;
+    - ``jacobian_sparse(x)``: a ``scipy.sparse.csr_array`` by column coloring of the pattern;
     - ``n_ops``: instructions of the (most recently used) tape; ``tapes``: the tapes kept.
 
     Examples
@@ -79,6 +80,26 @@ class Compiled(_native.CompiledCore):
 
     # Set by compile(); kept for pickling and retracing.
     __slots__ = ("_f", "_fargs", "__weakref__")
+
+    def jacobian_sparse(self, x):
+        """The Jacobian at ``x`` as a ``scipy.sparse.csr_array`` of shape ``(size of the output,
+        size of the input)`` (flattened in C order), on the sparsity pattern read from the
+        tape (valid at every point), in one pass per chunk of column colors.
+
+        Examples
+        --------
+        >>> import numpy as np, duals
+        >>> c = duals.compile(lambda y: y[1:] * y[:-1], np.ones(5))
+        >>> J = c.jacobian_sparse(np.arange(5.0))
+        >>> J.nnz, J.toarray()[1]
+        (8, array([0., 2., 1., 0., 0.]))
+        """
+        from scipy import sparse
+
+        tape = self.tape_at(x)
+        data, indices, indptr = tape.jacobian_sparse(np.asarray(x, dtype=np.float64).reshape(-1))
+        shape = (tape.n_outputs, tape.n_inputs)
+        return sparse.csr_array((data, indices, indptr), shape=shape)
 
     def __reduce__(self):
         # The function and args travel as a pickle of their own: a process that cannot load

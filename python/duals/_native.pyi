@@ -266,6 +266,14 @@ class Tape:
     def jacobian(self, x: npt.ArrayLike, chunk: int | None = None) -> npt.NDArray[np.float64]:
         """``J[i, j] = d f_i / d x_j``, shape ``(m, n)``. ``chunk``: tangents per pass, one of
         1, 2, 4, 8, 16, or None (automatic)."""
+    def jacobian_sparse(
+        self, x: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The Jacobian at ``x`` in compressed sparse rows ``(data, indices, indptr)`` of an
+        ``m x n`` matrix, on the tape's sparsity pattern, one pass per chunk of column colors."""
+    @property
+    def sparsity_info(self) -> tuple[int, int]:
+        """``(nnz, colors)``: entries of the Jacobian's sparsity pattern, and column colors."""
     def jvp(
         self, x: npt.ArrayLike, v: npt.ArrayLike
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -316,6 +324,8 @@ class CompiledCore:
     ) -> None: ...
     def add_tape(self, tape: Tape) -> None:
         """Adds a tape (tried first); ValueError if its sizes do not fit the shapes."""
+    def tape_at(self, x: npt.ArrayLike) -> Tape:
+        """The tape for the point ``x``: a kept one whose guards hold there, or a new trace."""
     @property
     def tapes(self) -> list[Tape]:
         """The tapes kept, most recently used first."""
@@ -353,9 +363,13 @@ class CompiledCore:
         ``in_shape == out_shape == ()``."""
 
 # Private (not part of the stub check): the storage base class of duals.DualArray,
-# ``_DualArrayBase(primal, tangent, seed)`` with read-only ``_p``/``_t``/``_s`` and native
+# ``_DualArrayBase(primal, tangent, seed)`` with read-only ``_p``/``_t``/``_s``, native
 # ``x[i]`` / ``x[i] = d`` for an int ``i`` on a 1-d array (other indices: the subclass's
-# ``_getitem``/``_setitem``); ``_eye(n)``, a new identity matrix; and the fast paths of
+# ``_getitem``/``_setitem``) and native ``+ - * /`` (both sides), unary ``-`` and
+# ``__array_ufunc__`` (np.add/subtract/multiply/divide/negative without keywords) for a
+# first-order seed and operands of one shape (DualArrays and Duals of one seed, floats, ints,
+# float64 ndarrays of the same shape or 0-d; everything else: duals._core and duals._ufuncs);
+# ``_eye(n)``, a new identity matrix; and the fast paths of
 # duals._collect and duals._api, returning None where the caller takes the general path:
 # ``_collect_duals(items) -> (primal, tangent, seed)`` for a list/tuple/object array of Duals
 # and floats, ``_jacobian_rows(y, seed, value) -> (primal or None, shape, J)`` likewise for a

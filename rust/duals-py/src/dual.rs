@@ -10,11 +10,18 @@
 //!   and run natively for second-order seeds too; everything nonlinear needs a first-order seed.
 //! - Everything else (second-order seeds, DualArray or ndarray operands, other ufuncs, NumPy
 //!   functions) calls the Python implementation in `duals._core`, `duals._ufuncs` and
-//!   `duals._functions`, exactly as the former Python class did.
+//!   `duals._functions`, exactly as the former Python class did (a Dual with a DualArray: the
+//!   DualArray fast paths below first).
+//!
+//! `_DualArrayBase`, the storage of `duals.DualArray`, runs `x[i]`, `x[i] = d` and the
+//! arithmetic `+ - * /` (both sides), unary `-` and the same ufuncs called plainly natively for
+//! first-order seeds, with the engine's array kernels ([`kernels::add`], ...); see
+//! `array_binary` for the operands taken.
 //!
 //! The seed (`duals._core.Seed`, what the tangent rows mean) is kept as the Python object, with
 //! its numbers (`order`, `k1`, `k2`) copied out for fast comparisons by value.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -22,9 +29,10 @@ use numpy::ndarray::arr0;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use pyo3::{intern, IntoPyObjectExt};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::{ffi, intern, IntoPyObjectExt};
 
+use duals::kernels::{self, KernelError, Operand};
 use duals::rules::{BinaryRule, UnaryRule};
 use duals::DualDyn;
 
@@ -336,7 +344,8 @@ fn binary<'py>(
 ) -> PyResult<Py<PyAny>> {
     match native_binary(py, a, b, op)? {
         Some(d) => into_py(py, d),
-        None => call_core(py, op.python(py), (a, b)),
+        // `d op x` with a DualArray `x`
+        None => array_op(py, a, b, op),
     }
 }
 
@@ -745,23 +754,13 @@ impl Dual {
         inputs: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let plain = kwargs.is_none_or(|k| k.is_empty());
-        if plain
-            && method
-                .cast::<PyString>()
-                .is_ok_and(|m| m.to_str().is_ok_and(|m| m == "__call__"))
-        {
+        ufunc_protocol(slf.py(), ufunc, method, inputs, kwargs, |py| {
             if let Some(d) = native_ufunc(py, ufunc, inputs)? {
-                return into_py(py, d);
+                return Ok(Some(Bound::new(py, d)?.into_any()));
             }
-        }
-        let kwargs = match kwargs {
-            Some(k) => k.clone(),
-            None => PyDict::new(py),
-        };
-        let f = module(py, &UFUNCS, "duals._ufuncs")?.getattr(intern!(py, "array_ufunc"))?;
-        Ok(f.call1((ufunc, method, inputs, kwargs))?.unbind())
+            // `np.add(d, x)` with a DualArray `x`
+            array_ufunc(py, ufunc, inputs)
+        })
     }
 
     fn __array_function__<'py>(
@@ -864,6 +863,35 @@ impl Dual {
         let args = PyTuple::new(py, [self._p(py), self._t(py), self.seed.bind(py).clone()])?;
         Ok((make, args))
     }
+}
+
+/// `__array_ufunc__` of Dual and DualArray: a plain call (`method == "__call__"`, no keywords)
+/// through `fast` where it returns a result, everything else through
+/// `duals._ufuncs.array_ufunc`.
+fn ufunc_protocol<'py>(
+    py: Python<'py>,
+    ufunc: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+    fast: impl FnOnce(Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>>,
+) -> PyResult<Py<PyAny>> {
+    let plain = kwargs.is_none_or(|k| k.is_empty());
+    if plain
+        && method
+            .cast::<PyString>()
+            .is_ok_and(|m| m.to_str().is_ok_and(|m| m == "__call__"))
+    {
+        if let Some(r) = fast(py)? {
+            return Ok(r.unbind());
+        }
+    }
+    let kwargs = match kwargs {
+        Some(k) => k.clone(),
+        None => PyDict::new(py),
+    };
+    let f = module(py, &UFUNCS, "duals._ufuncs")?.getattr(intern!(py, "array_ufunc"))?;
+    Ok(f.call1((ufunc, method, inputs, kwargs))?.unbind())
 }
 
 fn reduction(
@@ -991,6 +1019,14 @@ fn dual_put(
 /// ``x[i]`` and ``x[i] = d`` with an int ``i`` on a 1-d array run natively (the element as a
 /// ``Dual``; a ``Dual`` of the array's seed written in place); every other index and value goes
 /// to the subclass's ``_getitem`` / ``_setitem`` (NumPy indexing in Python).
+///
+/// ``+ - * /`` (and the reflected forms), unary ``-`` and ``np.add``, ``np.subtract``,
+/// ``np.multiply``, ``np.divide``, ``np.negative`` called without keywords run natively for a
+/// first-order seed with operands of one shape: DualArrays and Duals of one seed, Python floats
+/// and ints, NumPy float64 scalars and float64 ndarrays of the same shape or 0-d. Everything else
+/// (broadcasting, other types, traced arrays, second-order seeds, mixed seeds) calls the Python
+/// implementation (``duals._core.add``, ..., ``_DualBase.__neg__``, ``duals._ufuncs``). These
+/// methods shadow those of the Python base class ``_DualBase`` (method resolution order).
 #[pyclass(module = "duals._native", name = "_DualArrayBase", subclass, frozen)]
 #[derive(Debug)]
 pub struct DualArrayBase {
@@ -1086,6 +1122,538 @@ impl DualArrayBase {
         }
         slf.call_method1(intern!(py, "_setitem"), (index, value))?;
         Ok(())
+    }
+
+    // ----- the number protocol: natively for the common cases, else `duals._core` -----
+
+    fn __add__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), slf.as_any(), other, Op::Add)
+    }
+
+    fn __radd__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), other, slf.as_any(), Op::Add)
+    }
+
+    fn __sub__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), slf.as_any(), other, Op::Sub)
+    }
+
+    fn __rsub__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), other, slf.as_any(), Op::Sub)
+    }
+
+    fn __mul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), slf.as_any(), other, Op::Mul)
+    }
+
+    fn __rmul__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), other, slf.as_any(), Op::Mul)
+    }
+
+    fn __truediv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), slf.as_any(), other, Op::Div)
+    }
+
+    fn __rtruediv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        array_op(slf.py(), other, slf.as_any(), Op::Div)
+    }
+
+    fn __neg__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if let Some(r) = array_neg(py, slf.as_any())? {
+            return Ok(r.unbind());
+        }
+        // The Python implementation (`_DualBase.__neg__`, which this method shadows).
+        Ok(core(py)?
+            .getattr(intern!(py, "_DualBase"))?
+            .getattr(intern!(py, "__neg__"))?
+            .call1((slf,))?
+            .unbind())
+    }
+
+    /// ``np.add``, ``np.subtract``, ``np.multiply``, ``np.divide`` and ``np.negative`` called
+    /// plainly (no keywords) run as the operators; everything else goes to
+    /// ``duals._ufuncs.array_ufunc``.
+    #[pyo3(signature = (ufunc, method, *inputs, **kwargs))]
+    fn __array_ufunc__<'py>(
+        slf: &Bound<'py, Self>,
+        ufunc: &Bound<'py, PyAny>,
+        method: &Bound<'py, PyAny>,
+        inputs: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        ufunc_protocol(slf.py(), ufunc, method, inputs, kwargs, |py| {
+            array_ufunc(py, ufunc, inputs)
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// DualArray arithmetic: native fast paths
+// ------------------------------------------------------------------------------------------------
+
+/// `duals._core.DualArray` (the class of results) and the `tp_new` slot of `_DualArrayBase`
+/// (what `_DualArrayBase.__new__` calls).
+static NEW_DUAL_ARRAY: OnceLock<(Py<PyType>, ffi::newfunc)> = OnceLock::new();
+/// Result elements (primal and tangents) above which the arithmetic kernels run with the GIL
+/// released, on private copies of the operands. These kernels are memory-bound: the copies cost
+/// as much as the kernel or more (measured: `x + y`, 512 elements, 64 tangents, 7.8 us in place,
+/// 16 us copied and detached), so the GIL is kept far longer than for the unary kernels
+/// (`crate::DETACH_ABOVE`): up to milliseconds of work.
+const DETACH_ARITHMETIC_ABOVE: usize = 1 << 22;
+
+/// `numpy.add`, `subtract`, `multiply`, `divide`, `negative`: the ufuncs with fast paths.
+static ARITHMETIC_UFUNCS: OnceLock<[Py<PyAny>; 5]> = OnceLock::new();
+
+/// The elements of a float64 array in C order: the array's own memory if it is C-contiguous,
+/// else a copy (a strided view, such as `x[:, :n]` of a tangent); `None` for an empty or
+/// misaligned array.
+///
+/// Read without the numpy crate's borrow flags (as `tape.rs` reads its inputs): callers use the
+/// slice with the thread attached and no Python code running, or copy it before detaching.
+fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
+    if a.len() == 0 || !a.is_aligned() {
+        return None;
+    }
+    // Both reads below: the array is kept alive by `a`, aligned and not empty (checked above).
+    // Its memory is only read with the GIL held while no Python code runs (or copied before the
+    // GIL is released), so neither another thread nor Python code writes it meanwhile, and this
+    // module holds no mutable view of an array Python code can see (results are written before
+    // they are handed to Python). The borrow flags, skipped here for speed, coordinate Rust views
+    // only.
+    if a.is_c_contiguous() {
+        // SAFETY: as above; `as_slice` checks contiguity.
+        return unsafe { a.as_slice() }.ok().map(Cow::Borrowed);
+    }
+    // SAFETY: as above; the view follows the array's strides (negative ones included).
+    let view = unsafe { a.as_array() };
+    let mut out = Vec::with_capacity(view.len());
+    for row in view.rows() {
+        match row.as_slice() {
+            Some(s) => out.extend_from_slice(s),
+            None => out.extend(row.iter().copied()),
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+/// One operand of a DualArray fast path.
+enum Side<'a> {
+    /// A DualArray of a first-order seed with float64 primal (shape `S`, not 0-d) and tangent
+    /// `(K, *S)`, in C order.
+    Array {
+        p: Cow<'a, [f64]>,
+        t: Cow<'a, [f64]>,
+        shape: &'a [usize],
+        seed: &'a Py<PyAny>,
+        layout: Layout,
+    },
+    /// A Dual of a first-order seed: broadcast.
+    Scalar(&'a Dual),
+    /// A float64 ndarray (exactly `numpy.ndarray`), not 0-d, in C order: no tangent.
+    Const {
+        p: Cow<'a, [f64]>,
+        shape: &'a [usize],
+    },
+    /// A Python float or int, a NumPy float64 scalar or a 0-d float64 ndarray: broadcast.
+    ScalarConst(f64),
+}
+
+impl<'a> Side<'a> {
+    /// The operand as a fast path takes it; `None` for anything else (the Python path).
+    fn of(x: &'a Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+        let py = x.py();
+        if let Ok(a) = x.cast::<DualArrayBase>() {
+            let a = a.get();
+            let layout = a.layout(py)?;
+            // Order 0 (traced arrays, object tangents) and 2 take the Python path.
+            if !layout.first_order() {
+                return Ok(None);
+            }
+            let (Ok(p), Ok(t)) = (
+                a.p.bind(py).cast_exact::<PyArrayDyn<f64>>(),
+                a.t.bind(py).cast_exact::<PyArrayDyn<f64>>(),
+            ) else {
+                return Ok(None);
+            };
+            let (shape, tshape) = (p.shape(), t.shape());
+            if shape.is_empty() || tshape.first() != Some(&layout.rows()) || tshape[1..] != *shape {
+                return Ok(None);
+            }
+            return Ok(match (elements(p), elements(t)) {
+                (Some(p), Some(t)) => Some(Side::Array {
+                    p,
+                    t,
+                    shape,
+                    seed: &a.s,
+                    layout,
+                }),
+                _ => None,
+            });
+        }
+        Ok(match arg(x) {
+            Arg::Dual(d) if d.layout.first_order() => Some(Side::Scalar(d)),
+            Arg::Dual(_) => None,
+            Arg::Const(c) => Some(Side::ScalarConst(c)),
+            Arg::Other => match x.cast_exact::<PyArrayDyn<f64>>() {
+                Ok(a) if a.ndim() == 0 => match elements(a).as_deref() {
+                    Some(&[c]) => Some(Side::ScalarConst(c)),
+                    _ => None,
+                },
+                Ok(a) => elements(a).map(|p| Side::Const {
+                    p,
+                    shape: a.shape(),
+                }),
+                Err(_) => None,
+            },
+        })
+    }
+
+    /// The seed and layout of an operand with tangents.
+    fn seed(&self) -> Option<(&'a Py<PyAny>, Layout)> {
+        match *self {
+            Side::Array { seed, layout, .. } => Some((seed, layout)),
+            Side::Scalar(d) => Some((&d.seed, d.layout)),
+            Side::Const { .. } | Side::ScalarConst(_) => None,
+        }
+    }
+
+    /// The shape of an array operand.
+    fn shape(&self) -> Option<&'a [usize]> {
+        match *self {
+            Side::Array { shape, .. } | Side::Const { shape, .. } => Some(shape),
+            Side::Scalar(_) | Side::ScalarConst(_) => None,
+        }
+    }
+
+    /// The kernel operand, reading NumPy memory in place.
+    fn operand(&self) -> Operand<'_> {
+        match self {
+            Side::Array { p, t, .. } => Operand::Array {
+                primal: p,
+                tangent: t,
+            },
+            Side::Scalar(d) => Operand::Scalar {
+                primal: d.x.re(),
+                tangent: d.x.eps(),
+            },
+            Side::Const { p, .. } => Operand::ArrayConst(p),
+            Side::ScalarConst(c) => Operand::ScalarConst(*c),
+        }
+    }
+
+    /// The kernel operand on private memory only, for a kernel run with the GIL released: NumPy
+    /// memory is copied into `scratch` (two buffers), copies made already are used as they are.
+    fn operand_copied<'s>(&'s self, scratch: &'s mut [Vec<f64>]) -> Operand<'s> {
+        let [p_buf, t_buf] = scratch else {
+            return self.operand();
+        };
+        let private = |data: &'s Cow<'a, [f64]>, buf: &'s mut Vec<f64>| -> &'s [f64] {
+            match data {
+                Cow::Borrowed(s) => {
+                    buf.clear();
+                    buf.extend_from_slice(s);
+                    buf
+                }
+                Cow::Owned(v) => v,
+            }
+        };
+        match self {
+            Side::Array { p, t, .. } => Operand::Array {
+                primal: private(p, p_buf),
+                tangent: private(t, t_buf),
+            },
+            Side::Const { p, .. } => Operand::ArrayConst(private(p, p_buf)),
+            // Rust memory of a frozen Dual, or a number: nothing Python code can write.
+            Side::Scalar(_) | Side::ScalarConst(_) => self.operand(),
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch for private copies of the operands of a kernel run with the GIL
+    /// released (primal and tangent of each side), reused across calls.
+    static BINARY_SCRATCH: std::cell::RefCell<[Vec<f64>; 4]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// A new, uninitialized C-ordered float64 array, written here before it is handed to Python.
+struct Fresh<'py>(Bound<'py, PyArrayDyn<f64>>);
+
+impl<'py> Fresh<'py> {
+    fn new(py: Python<'py>, shape: Vec<usize>) -> Self {
+        // SAFETY: every caller writes every element (`data`) before the array is handed to
+        // Python (`array`).
+        Fresh(unsafe { PyArrayDyn::<f64>::new(py, shape, false) })
+    }
+
+    /// The elements, C order, to write.
+    fn data(&mut self) -> &mut [f64] {
+        // SAFETY: the array is new and C-contiguous (`new`) and not yet handed to Python or
+        // viewed by other Rust code (the only access is through `&mut self`), so this is the only
+        // reference to its memory.
+        unsafe { self.0.as_slice_mut() }.unwrap_or(&mut [])
+    }
+
+    fn array(self) -> Bound<'py, PyArrayDyn<f64>> {
+        self.0
+    }
+}
+
+/// A new `duals.DualArray` of primal `p`, tangent `t` and `seed`, as `_core._make` makes it
+/// (`_core._new_array(DualArray, p, t, seed)`, i.e. `_DualArrayBase.__new__`, no checks).
+fn new_dual_array<'py>(
+    py: Python<'py>,
+    p: Bound<'py, PyArrayDyn<f64>>,
+    t: Bound<'py, PyArrayDyn<f64>>,
+    seed: &Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (cls, tp_new) = cached(&NEW_DUAL_ARRAY, || {
+        let cls = core(py)?
+            .getattr(intern!(py, "DualArray"))?
+            .cast_into::<PyType>()?;
+        if !cls.is_subclass_of::<DualArrayBase>()? {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "duals._core.DualArray must derive from _DualArrayBase",
+            ));
+        }
+        let base = py.get_type::<DualArrayBase>();
+        // SAFETY: `base` is a valid (heap) type object; the result is its slot or NULL.
+        let slot = unsafe { ffi::PyType_GetSlot(base.as_type_ptr(), ffi::Py_tp_new) };
+        if slot.is_null() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "_DualArrayBase has no tp_new",
+            ));
+        }
+        // SAFETY: the `Py_tp_new` slot of a type holds a `newfunc`.
+        let tp_new = unsafe { std::mem::transmute::<*mut std::ffi::c_void, ffi::newfunc>(slot) };
+        Ok((cls.unbind(), tp_new))
+    })?;
+    let args = PyTuple::new(py, [p.into_any(), t.into_any(), seed.bind(py).clone()])?;
+    // SAFETY: `_DualArrayBase.__new__(DualArray, p, t, seed)` without the method wrapper: the
+    // base's `tp_new` called with a subtype of it (checked above), a tuple of arguments and no
+    // keywords; it returns a new reference, or NULL with an exception set.
+    unsafe {
+        let obj = (*tp_new)(
+            cls.bind(py).as_type_ptr(),
+            args.as_ptr(),
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// `a op b` with a DualArray operand natively: both operands of one first-order seed (or one
+/// a constant), arrays of one shape (no broadcasting but of scalars; see `Side`); `None` where
+/// the Python implementation must run (including mixed seeds, for its error).
+///
+/// The result is that of the Python implementation: bit for bit for sums, differences, and
+/// products and quotients with a constant operand; a product or quotient of two dual operands may
+/// differ in the last bits (the kernels fuse `ta * b + a * tb` and `ta - f * tb`). Values that
+/// are not all finite are left to the Python implementation (`None`), so NumPy's error state
+/// applies to values as there; tangents are computed quietly (IEEE results, no warnings), also
+/// under `np.errstate(invalid="raise")`, where the Python product rule would raise.
+fn array_binary<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    op: Op,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if !(a.is_instance_of::<DualArrayBase>() || b.is_instance_of::<DualArrayBase>()) {
+        return Ok(None);
+    }
+    let (Some(sa), Some(sb)) = (Side::of(a)?, Side::of(b)?) else {
+        return Ok(None);
+    };
+    array_kernel(py, &sa, &sb, op)
+}
+
+/// `a op b` of two operands of a fast path with the engine's kernel, if they have one shape and
+/// one seed and the values are all finite; `None` otherwise.
+fn array_kernel<'py>(
+    py: Python<'py>,
+    sa: &Side<'_>,
+    sb: &Side<'_>,
+    op: Op,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // The result's shape: the array operands'; its seed: the first dual operand's (as
+    // `_core._seed_of`).
+    let (Some(shape), Some((seed, layout))) = (sa.shape().or(sb.shape()), sa.seed().or(sb.seed()))
+    else {
+        return Ok(None);
+    };
+    let same_seed = |s: &Side<'_>| s.seed().is_none_or(|(s, l)| s.is(seed) || l == layout);
+    let same_shape = |s: &Side<'_>| s.shape().is_none_or(|s| s == shape);
+    if !(same_seed(sa) && same_seed(sb) && same_shape(sa) && same_shape(sb)) {
+        return Ok(None);
+    }
+    let k = layout.rows();
+    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+    let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
+    {
+        let (op_, ot) = (out_p.data(), out_t.data());
+        if op_.len() * (k + 1) > DETACH_ARITHMETIC_ABOVE {
+            // The GIL is released: the kernel reads private copies (another thread may write the
+            // operands' arrays meanwhile) and writes the new, not yet shared, results.
+            BINARY_SCRATCH.with_borrow_mut(|scratch| {
+                let (sa_buf, sb_buf) = scratch.split_at_mut(2);
+                let (x, y) = (sa.operand_copied(sa_buf), sb.operand_copied(sb_buf));
+                py.detach(|| arithmetic(op, x, y, k, op_, ot))
+            })
+        } else {
+            arithmetic(op, sa.operand(), sb.operand(), k, op_, ot)
+        }
+        .map_err(errors::kernel)?;
+        // A value that is not finite (division by zero, overflow, an invalid operation, or an
+        // operand already infinite or NaN): the Python implementation computes it again under the
+        // caller's NumPy error state (`np.errstate(divide="raise")` raises, "warn" warns).
+        if !op_.iter().all(|v| v.is_finite()) {
+            return Ok(None);
+        }
+    }
+    new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
+}
+
+/// `a op b` with the engine's kernel of `op` (`out_p`: `n` values, `out_t`: `k * n` tangents).
+///
+/// Where the tangents do not depend on the values (sums and differences of arrays and constants,
+/// products with and quotients by a scalar constant), the `k * n` tangents are computed as one
+/// stream (the kernel run on them as values, no tangents) rather than `k` rows of `n`: the same
+/// formula per element, so the same bits, without a per-row cost that dominates for short rows.
+fn arithmetic(
+    op: Op,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) -> Result<(), KernelError> {
+    use Operand::{Array, ArrayConst, ScalarConst};
+    let kernel = match op {
+        Op::Add => kernels::add,
+        Op::Sub => kernels::sub,
+        Op::Mul => kernels::mul,
+        Op::Div => kernels::div,
+    };
+    let constant = |o: &Operand<'_>| matches!(o, ArrayConst(_) | ScalarConst(_));
+    let copy = |out: &mut [f64], t: &[f64]| -> Result<(), KernelError> {
+        for (o, &v) in out.iter_mut().zip(t) {
+            *o = v;
+        }
+        Ok(())
+    };
+    let n_t = out_t.len();
+    let tangents = match (op, a, b) {
+        (Op::Add | Op::Sub, Array { tangent: ta, .. }, Array { tangent: tb, .. }) => {
+            Some(kernel(ArrayConst(ta), ArrayConst(tb), 0, out_t, &mut []))
+        }
+        // `x ± c`: the tangents of x (`1 * t`); `c + x` likewise; `c - x`: `-1 * t`
+        (Op::Add | Op::Sub, Array { tangent: t, .. }, c) if constant(&c) && t.len() == n_t => {
+            Some(copy(out_t, t))
+        }
+        (Op::Add, c, Array { tangent: t, .. }) if constant(&c) && t.len() == n_t => {
+            Some(copy(out_t, t))
+        }
+        (Op::Sub, c, Array { tangent: t, .. }) if constant(&c) => Some(kernels::mul(
+            ScalarConst(-1.0),
+            ArrayConst(t),
+            0,
+            out_t,
+            &mut [],
+        )),
+        // `x * c`, `c * x`, `x / c`: `t * c`, `c * t`, `t / c`
+        (Op::Mul | Op::Div, Array { tangent: t, .. }, c @ ScalarConst(_)) => {
+            Some(kernel(ArrayConst(t), c, 0, out_t, &mut []))
+        }
+        (Op::Mul, c @ ScalarConst(_), Array { tangent: t, .. }) => {
+            Some(kernel(c, ArrayConst(t), 0, out_t, &mut []))
+        }
+        _ => None,
+    };
+    fn values(o: Operand<'_>) -> Operand<'_> {
+        match o {
+            Operand::Array { primal, .. } => ArrayConst(primal),
+            other => other,
+        }
+    }
+    match tangents {
+        Some(done) => {
+            done?;
+            kernel(values(a), values(b), 0, out_p, &mut [])
+        }
+        None => kernel(a, b, k, out_p, out_t),
+    }
+}
+
+/// `-x` of a DualArray natively (primal and tangents negated, as NumPy negates); `None` where
+/// the Python implementation must run.
+///
+/// A plain loop rather than the kernel `-1 * x`: as fast or faster (measured), and a negation
+/// (sign bit flipped, NaNs included).
+fn array_neg<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(Side::Array {
+        p,
+        t,
+        shape,
+        seed,
+        layout,
+    }) = Side::of(x)?
+    else {
+        return Ok(None);
+    };
+    let tshape: Vec<usize> = std::iter::once(layout.rows())
+        .chain(shape.iter().copied())
+        .collect();
+    let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
+    for (src, dst) in [(&p, out_p.data()), (&t, out_t.data())] {
+        for (d, &s) in dst.iter_mut().zip(src.iter()) {
+            *d = -s;
+        }
+    }
+    new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
+}
+
+/// A ufunc call with a fast path (`np.add(a, b)`, ... `np.negative(x)`, positional inputs
+/// only) on a DualArray natively; `None` otherwise.
+fn array_ufunc<'py>(
+    py: Python<'py>,
+    ufunc: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyTuple>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let ops = cached(&ARITHMETIC_UFUNCS, || {
+        let np = numpy(py)?;
+        let get = |name: &str| np.getattr(name).map(Bound::unbind);
+        Ok([
+            get("add")?,
+            get("subtract")?,
+            get("multiply")?,
+            get("divide")?,
+            get("negative")?,
+        ])
+    })?;
+    let Some(i) = ops.iter().position(|u| u.is(ufunc)) else {
+        return Ok(None);
+    };
+    match (i, inputs.len()) {
+        (4, 1) => array_neg(py, &inputs.get_item(0)?),
+        (0..4, 2) => {
+            let op = [Op::Add, Op::Sub, Op::Mul, Op::Div][i];
+            array_binary(py, &inputs.get_item(0)?, &inputs.get_item(1)?, op)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `a op b` of a DualArray: natively, else `duals._core.<op>(a, b)`.
+fn array_op<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    op: Op,
+) -> PyResult<Py<PyAny>> {
+    match array_binary(py, a, b, op)? {
+        Some(r) => Ok(r.unbind()),
+        None => call_core(py, op.python(py), (a, b)),
     }
 }
 

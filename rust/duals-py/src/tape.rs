@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::ffi::c_int;
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use numpy::npyffi::npy_intp;
 use numpy::{
@@ -27,7 +27,7 @@ use pyo3::types::{PyBytes, PyFloat, PyInt, PyTuple};
 use pyo3::{Borrowed, PyTraverseError};
 
 use duals::rules::{BinaryRule, UnaryRule};
-use duals::tape::{CmpOp, TapeError, Var};
+use duals::tape::{CmpOp, Coloring, Pattern, TapeError, Var};
 use duals::{Chunk, Config, CHUNK_WIDTHS};
 
 use crate::errors;
@@ -35,6 +35,22 @@ use crate::errors;
 /// Instruction-lanes of work (instructions × tangent lanes × points) above which the GIL is
 /// released: about 20-50 µs, far above the cost of detaching.
 const DETACH_WORK: usize = 1 << 15;
+
+/// A sparse matrix as NumPy arrays in compressed sparse rows: `(data, indices, indptr)`.
+type Csr<'py> = (
+    Arr<'py>,
+    Bound<'py, PyArrayDyn<i64>>,
+    Bound<'py, PyArrayDyn<i64>>,
+);
+
+/// Points per thread below which a batch runs on the calling thread only.
+const POINTS_PER_THREAD: usize = 1 << 15;
+
+/// Threads for a batch of `b` points: one per `POINTS_PER_THREAD` points, at most one per CPU.
+fn batch_threads(b: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cpus.min(b / POINTS_PER_THREAD).max(1)
+}
 
 // ------------------------------------------------------------------------------------------------
 // Errors
@@ -598,6 +614,8 @@ impl Batch {
 pub struct Tape {
     tape: duals::Tape,
     cfg: Mutex<Config<f64>>,
+    /// The Jacobian's sparsity pattern and its column coloring, computed on first use.
+    sparse: OnceLock<(Pattern, Coloring)>,
 }
 
 impl Tape {
@@ -605,7 +623,49 @@ impl Tape {
         Tape {
             tape,
             cfg: Mutex::new(Config::new()),
+            sparse: OnceLock::new(),
         }
+    }
+
+    fn pattern(&self) -> &(Pattern, Coloring) {
+        self.sparse.get_or_init(|| {
+            let p = self.tape.sparsity();
+            let c = p.coloring();
+            (p, c)
+        })
+    }
+
+    /// The sparse Jacobian at `x` (length `n`): `(data, indices, indptr)` in CSR order.
+    fn sparse_jacobian<'py>(&self, py: Python<'py>, x: &Input<'_>) -> PyResult<Csr<'py>> {
+        self.check_input(x.data().len()).map_err(errors::tape)?;
+        let (pattern, coloring) = self.pattern();
+        let mut values = Fresh::zeros(py, &[pattern.nnz()])?;
+        let lanes = coloring.n_colors().max(1);
+        let detach = self.detach(lanes, 1);
+        let xs = x.data_for(detach);
+        let out = values.data();
+        run(py, detach, || {
+            self.with_cfg(Chunk::Auto, |cfg| {
+                self.tape
+                    .jacobian_sparse_into(&xs, pattern, coloring, out, cfg)
+            })
+        })
+        .map_err(errors::tape)?;
+        let indices: Vec<i64> = pattern
+            .col_indices()
+            .iter()
+            .map(|&j| i64::from(j))
+            .collect();
+        let indptr: Vec<i64> = pattern
+            .row_ptr()
+            .iter()
+            .map(|&p| i64::try_from(p).unwrap_or(i64::MAX))
+            .collect();
+        Ok((
+            values.array(),
+            numpy::PyArray1::from_vec(py, indices).to_dyn().clone(),
+            numpy::PyArray1::from_vec(py, indptr).to_dyn().clone(),
+        ))
     }
 
     /// `f` with this tape's `Config` (set to `chunk`), or a fresh one if another thread has it.
@@ -663,16 +723,7 @@ impl Tape {
                         .map_err(driver_error)
                 })
             }
-            Point::Hessian => {
-                let s = t.as_scalar()?;
-                with_scratch(x.len(), |grad| {
-                    self.with_cfg(Chunk::Auto, |cfg| {
-                        duals::hessian_into(&s, x, grad, out, cfg)
-                            .map(drop)
-                            .map_err(driver_error)
-                    })
-                })
-            }
+            Point::Hessian => self.with_cfg(Chunk::Auto, |cfg| t.hessian_into(x, out, cfg)),
             Point::Hvp => {
                 let s = t.as_scalar()?;
                 self.with_cfg(Chunk::Auto, |cfg| {
@@ -703,6 +754,35 @@ impl Tape {
             }
             return Ok(());
         }
+        let (threads, row) = (batch_threads(b), what.row(n, m));
+        if threads > 1 && n > 0 && row > 0 && x.len() == b * n && out.len() == b * row {
+            // Contiguous ranges of points on scoped threads (each with its own buffers): the
+            // results are those of one thread, point by point.
+            let per = b.div_ceil(threads);
+            return std::thread::scope(|s| {
+                let parts: Vec<_> = x
+                    .chunks(per * n)
+                    .zip(out.chunks_mut(per * row))
+                    .map(|(xc, oc)| s.spawn(move || self.batch_serial(what, xc, xc.len() / n, oc)))
+                    .collect();
+                parts
+                    .into_iter()
+                    .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            });
+        }
+        self.batch_serial(what, x, b, out)
+    }
+
+    /// [`batch_into`](Self::batch_into) on the calling thread.
+    fn batch_serial(
+        &self,
+        what: Batch,
+        x: &[f64],
+        b: usize,
+        out: &mut [f64],
+    ) -> Result<(), TapeError> {
+        let t = &self.tape;
+        let m = t.n_outputs();
         match what {
             Batch::Value => t.value_batch(x, out),
             Batch::Jacobian => {
@@ -851,6 +931,21 @@ impl Tape {
         let x = point_arg(x, "x")?;
         let shape = [self.tape.n_outputs(), self.tape.n_inputs()];
         Ok(self.point(py, &x, None, what, &shape)?.0.array())
+    }
+
+    /// The Jacobian at `x` as compressed sparse rows `(data, indices, indptr)` of an `m × n`
+    /// matrix, on the tape's sparsity pattern (valid at every point; both branches of a select
+    /// count), in one pass per chunk of column colors.
+    fn jacobian_sparse<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Csr<'py>> {
+        let x = point_arg(x, "x")?;
+        self.sparse_jacobian(py, &x)
+    }
+
+    /// The number of entries of the sparsity pattern and of column colors: `(nnz, colors)`.
+    #[getter]
+    fn sparsity_info(&self) -> (usize, usize) {
+        let (p, c) = self.pattern();
+        (p.nnz(), c.n_colors())
     }
 
     /// `(f(x), J v)`, each of shape `(m,)`.
@@ -1365,6 +1460,17 @@ impl CompiledCore {
     /// Adds a tape to the cache (it is tried first).
     fn add_tape(&self, tape: &Bound<'_, Tape>) -> PyResult<()> {
         self.push(tape)
+    }
+
+    /// The tape for the point `x` (of `in_shape`): a cached one whose guards hold, or a new
+    /// trace.
+    fn tape_at(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Py<Tape>> {
+        let x = self.point_arg(x, "x")?;
+        if let Some(tape) = self.cached(py, x.data()) {
+            return Ok(tape);
+        }
+        let x = x.owned();
+        self.retrace_at(py, x.data())
     }
 
     /// The cached tapes, most recently used first.

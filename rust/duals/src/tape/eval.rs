@@ -10,8 +10,8 @@ use core::any::Any;
 use core::cell::RefCell;
 
 use crate::drivers::{
-    gradient, hessian, hvp, jacobian_into, jvp_into, Config, HessianMethod, Matrix, ScalarFunction,
-    VectorFunction,
+    gradient, hessian_into, hvp, jacobian_into, jvp_into, Config, HessianMethod, Matrix,
+    ScalarFunction, VectorFunction,
 };
 use crate::number::DualNum;
 use crate::rules::{BinaryRule, UnaryRule};
@@ -523,19 +523,37 @@ impl Tape {
     /// [`TapeError::InputLength`], [`TapeError::NotScalar`], or a driver error (the `Dual2`
     /// method for `n > 8`).
     pub fn hessian(&self, x: &[f64], cfg: &mut Config<f64>) -> Result<Matrix<f64>, TapeError> {
+        let n = self.n_inputs;
+        let mut h = vec![0.0; n * n];
+        self.hessian_into(x, &mut h, cfg)?;
+        Ok(Matrix::from_row_major(n, n, h).expect("n * n entries"))
+    }
+
+    /// [`hessian`](Self::hessian) into `out` (row-major `n × n`), without allocating (after
+    /// the first call) on the sparse path.
+    ///
+    /// # Errors
+    /// As [`hessian`](Self::hessian), and [`TapeError::Length`] if `out.len() != n²`.
+    pub fn hessian_into(
+        &self,
+        x: &[f64],
+        out: &mut [f64],
+        cfg: &mut Config<f64>,
+    ) -> Result<(), TapeError> {
         self.check_input(x.len())?;
+        let n = self.n_inputs;
+        check_len("out", n * n, out.len())?;
         let scalar = self.as_scalar()?;
         if cfg.hessian_method() == HessianMethod::Auto {
             if let Some(plan) = self.hessian_plan() {
-                let n = self.n_inputs;
-                let mut h = vec![0.0; n * n];
-                with_registers(plan.work_len(), 0.0, |w| {
-                    plan.eval(x, &self.consts, &mut h, w)
-                });
-                return Ok(Matrix::from_row_major(n, n, h).expect("n * n entries"));
+                out.fill(0.0);
+                with_registers(plan.work_len(), 0.0, |w| plan.eval(x, &self.consts, out, w));
+                return Ok(());
             }
         }
-        Ok(hessian(&scalar, x, cfg)?)
+        let mut grad = vec![0.0; n];
+        hessian_into(&scalar, x, &mut grad, out, cfg)?;
+        Ok(())
     }
 
     /// The sparse second-order program, built at the first call (a scalar tape only).
