@@ -43,14 +43,8 @@ type Csr<'py> = (
     Bound<'py, PyArrayDyn<i64>>,
 );
 
-/// Points per thread below which a batch runs on the calling thread only.
-const POINTS_PER_THREAD: usize = 1 << 15;
-
-/// Threads for a batch of `b` points: one per `POINTS_PER_THREAD` points, at most one per CPU.
-fn batch_threads(b: usize) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    cpus.min(b / POINTS_PER_THREAD).max(1)
-}
+/// Points per slice of a batch (scratch buffers of this many rows are reused).
+const SLICE: usize = 1 << 16;
 
 // ------------------------------------------------------------------------------------------------
 // Errors
@@ -189,14 +183,6 @@ impl<'py> Input<'py> {
         }
     }
 
-    /// The elements as a private copy.
-    fn into_vec(self) -> Vec<f64> {
-        match self {
-            Input::Copy(v, _) => v,
-            other => other.data().to_vec(),
-        }
-    }
-
     /// The same argument as a private copy (before Python code runs).
     fn owned(self) -> Input<'static> {
         match self {
@@ -204,6 +190,23 @@ impl<'py> Input<'py> {
             Input::Copy(v, s) => Input::Copy(v, s),
             array => Input::Copy(array.data().to_vec(), array.shape().to_vec()),
         }
+    }
+}
+
+/// A private copy of input data in an array from NumPy's allocator, read with the GIL
+/// released. (NumPy asks for huge pages for large arrays; a fresh `Vec` of megabytes faults
+/// page by page, which measured several milliseconds per 8 MB here.)
+struct Private<'py>(Bound<'py, numpy::PyArray1<f64>>);
+
+impl<'py> Private<'py> {
+    fn new(py: Python<'py>, data: &[f64]) -> Self {
+        Private(numpy::PyArray1::from_slice(py, data))
+    }
+
+    fn slice(&self) -> &[f64] {
+        // SAFETY: a new C-contiguous array that no Python code has a reference to, kept alive
+        // by `self` and never resized.
+        unsafe { self.0.as_slice() }.unwrap_or(&[])
     }
 }
 
@@ -754,26 +757,10 @@ impl Tape {
             }
             return Ok(());
         }
-        let (threads, row) = (batch_threads(b), what.row(n, m));
-        if threads > 1 && n > 0 && row > 0 && x.len() == b * n && out.len() == b * row {
-            // Contiguous ranges of points on scoped threads (each with its own buffers): the
-            // results are those of one thread, point by point.
-            let per = b.div_ceil(threads);
-            return std::thread::scope(|s| {
-                let parts: Vec<_> = x
-                    .chunks(per * n)
-                    .zip(out.chunks_mut(per * row))
-                    .map(|(xc, oc)| s.spawn(move || self.batch_serial(what, xc, xc.len() / n, oc)))
-                    .collect();
-                parts
-                    .into_iter()
-                    .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            });
-        }
         self.batch_serial(what, x, b, out)
     }
 
-    /// [`batch_into`](Self::batch_into) on the calling thread.
+    /// [`batch_into`](Self::batch_into) after the checks.
     fn batch_serial(
         &self,
         what: Batch,
@@ -782,19 +769,52 @@ impl Tape {
         out: &mut [f64],
     ) -> Result<(), TapeError> {
         let t = &self.tape;
-        let m = t.n_outputs();
-        match what {
-            Batch::Value => t.value_batch(x, out),
-            Batch::Jacobian => {
-                let mut value = vec![0.0; b * m];
-                self.with_cfg(Chunk::Auto, |cfg| t.jacobian_batch(x, &mut value, out, cfg))
-            }
-            Batch::Derivative => t.derivative_batch(x, &mut vec![0.0; b], out),
-            Batch::SecondDerivative => {
-                let (mut value, mut first) = (vec![0.0; b], vec![0.0; b]);
-                t.second_derivative_batch(x, &mut value, &mut first, out)
-            }
+        let (n, m) = (t.n_inputs(), t.n_outputs());
+        if what == Batch::Value {
+            return t.value_batch(x, out);
         }
+        // Slices of SLICE points with scratch for the values the engine also returns: small
+        // buffers reused from slice to slice (a fresh buffer of b values would fault page by
+        // page, which also serializes the threads of a parallel batch).
+        let row = what.row(n, m);
+        if n == 0 || x.len() != b * n || out.len() != b * row {
+            // Inconsistent lengths: one call, which reports them.
+            let mut value = vec![0.0; b * m];
+            return match what {
+                Batch::Value => t.value_batch(x, out),
+                Batch::Jacobian => {
+                    self.with_cfg(Chunk::Auto, |cfg| t.jacobian_batch(x, &mut value, out, cfg))
+                }
+                Batch::Derivative => t.derivative_batch(x, &mut value, out),
+                Batch::SecondDerivative => {
+                    let mut first = vec![0.0; b * m];
+                    t.second_derivative_batch(x, &mut value, &mut first, out)
+                }
+            };
+        }
+        let mut scratch = vec![0.0; 2 * SLICE * m.max(1)];
+        let (value, first) = scratch.split_at_mut(SLICE * m.max(1));
+        let mut start = 0;
+        while start < b || (b == 0 && start == 0) {
+            let len = SLICE.min(b - start);
+            let (xs, os) = (
+                &x[start * n..(start + len) * n],
+                &mut out[start * row..(start + len) * row],
+            );
+            let v = &mut value[..len * m];
+            match what {
+                Batch::Value => unreachable!("handled above"),
+                Batch::Jacobian => {
+                    self.with_cfg(Chunk::Auto, |cfg| t.jacobian_batch(xs, v, os, cfg))?;
+                }
+                Batch::Derivative => t.derivative_batch(xs, v, os)?,
+                Batch::SecondDerivative => {
+                    t.second_derivative_batch(xs, v, &mut first[..len * m], os)?;
+                }
+            }
+            start += len.max(1);
+        }
+        Ok(())
     }
 
     /// Whether to release the GIL for `lanes` tangent lanes at `points` points.
@@ -1105,9 +1125,10 @@ impl Tape {
     ) -> PyResult<Fresh<'py, f64>> {
         let mut out = Fresh::zeros(py, shape)?;
         let detach = self.detach(what.lanes(self.tape.n_inputs()), b);
-        let xs = x.data_for(detach);
+        let copy = detach.then(|| Private::new(py, x.data()));
+        let xs = copy.as_ref().map_or_else(|| x.data(), Private::slice);
         let o = out.data();
-        run(py, detach, || self.batch_into(what, &xs, b, o)).map_err(errors::tape)?;
+        run(py, detach, || self.batch_into(what, xs, b, o)).map_err(errors::tape)?;
         Ok(out)
     }
 }
@@ -1369,15 +1390,16 @@ impl CompiledCore {
         let mut out = Fresh::zeros(py, shape)?;
         let lanes = what.lanes(self.n_in);
         // A private copy: a retrace may run Python code, and large batches release the GIL.
-        let xs = x.into_vec();
-        let groups = self.groups(py, &xs, b)?;
+        let copy = Private::new(py, x.data());
+        let xs = copy.slice();
+        let groups = self.groups(py, xs, b)?;
         let (n, row) = (self.n_in, what.row(self.n_in, self.n_out));
         let o = out.data();
         for (tape, points) in &groups {
             let t = tape.get();
             let detach = t.detach(lanes, points.as_ref().map_or(b, Vec::len));
             match points {
-                None => run(py, detach, || t.batch_into(what, &xs, b, o)),
+                None => run(py, detach, || t.batch_into(what, xs, b, o)),
                 Some(idx) => {
                     let mut sub = Vec::with_capacity(idx.len() * n);
                     for &i in idx {

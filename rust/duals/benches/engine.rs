@@ -11,6 +11,9 @@
 //! - `kernels_{sin,mul}_k{1,8}_n1e6`: `duals::kernels` on a million elements (every SIMD level
 //!   this CPU has, and the runtime choice) against plain loops over arrays of duals and of
 //!   num-dual numbers.
+//! - `kernels_rule_{sin,exp,ln_1p}_k1_n1e6`: [`duals::kernels::unary_rule`] (the path the Python
+//!   eager mode takes) on a million elements with one tangent row, at every SIMD level, against
+//!   the same rule evaluated per element through the closure kernel (`closure_*`, scalar libm).
 //!
 //! Run with `cargo bench -p duals --bench engine -- --warm-up-time 1 --measurement-time 3`,
 //! then `python3 benches/summarize_criterion.py` for the table and the ratios.
@@ -547,6 +550,96 @@ fn kernels_mul<const K: usize, ND: FromDuals<K>>(c: &mut Criterion) {
     g.finish();
 }
 
+/// The unary kernel for rules of the table, at one tangent row: the rule-matched kernel (SIMD
+/// math where the rule has it) against the closure kernel calling the scalar table entry.
+fn kernels_rules(c: &mut Criterion) {
+    use duals::rules::{self, UnaryRule};
+    let n = KERNEL_LEN;
+    let a = Soa::new(n, 1, 0.1);
+    let mut out = (vec![0.0; n], vec![0.0; n]);
+    // ln_1p needs x > -1: its primal is shifted from [-3, 3] into [-1, 5].
+    let shifted: Vec<f64> = a.p.iter().map(|x| x + 2.0).collect();
+    let cases: [(&str, UnaryRule, &[f64]); 3] = [
+        ("sin", UnaryRule::Sin, &a.p),
+        ("exp", UnaryRule::Exp, &a.p),
+        ("ln_1p", UnaryRule::Ln1p, &shifted),
+    ];
+    for (name, rule, p) in cases {
+        // Cross-check the kernel against the table entry (once, before any timing).
+        kernels::unary_rule(rule, p, &a.t, 1, &mut out.0, &mut out.1).unwrap();
+        for i in (0..n).step_by(9973) {
+            let u = rule.eval(p[i]);
+            assert_close(&[out.0[i], out.1[i]], &[u.f, u.d1 * a.t[i]], name);
+        }
+        let mut g = c.benchmark_group(format!("kernels_rule_{name}_k1_n1e6"));
+        g.sample_size(10);
+        for level in Level::available() {
+            g.bench_function(BenchmarkId::new("duals", format!("rule_{level:?}")), |b| {
+                b.iter(|| {
+                    kernels::unary_rule_with_level(
+                        level,
+                        rule,
+                        black_box(p),
+                        black_box(&a.t),
+                        1,
+                        &mut out.0,
+                        &mut out.1,
+                    )
+                    .unwrap()
+                })
+            });
+            let id = BenchmarkId::new("duals", format!("closure_{level:?}"));
+            match rule {
+                UnaryRule::Sin => {
+                    bench_closure(&mut g, id, level, rules::sin::<f64, f64>, p, &a.t, &mut out)
+                }
+                UnaryRule::Exp => {
+                    bench_closure(&mut g, id, level, rules::exp::<f64, f64>, p, &a.t, &mut out)
+                }
+                _ => bench_closure(
+                    &mut g,
+                    id,
+                    level,
+                    rules::ln_1p::<f64, f64>,
+                    p,
+                    &a.t,
+                    &mut out,
+                ),
+            }
+        }
+        g.finish();
+    }
+}
+
+/// The closure kernel with a scalar table entry (one tangent row).
+fn bench_closure<E: Fn(f64) -> duals::rules::Unary<f64>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    level: Level,
+    entry: E,
+    p: &[f64],
+    t: &[f64],
+    (out_p, out_t): &mut (Vec<f64>, Vec<f64>),
+) {
+    g.bench_function(id, |b| {
+        b.iter(|| {
+            kernels::unary_with_level(
+                level,
+                |x: f64| {
+                    let u = entry(x);
+                    (u.f, u.d1)
+                },
+                black_box(p),
+                black_box(t),
+                1,
+                out_p,
+                out_t,
+            )
+            .unwrap()
+        })
+    });
+}
+
 criterion_group!(
     benches,
     robertson,
@@ -555,10 +648,54 @@ criterion_group!(
     gradient_1000,
     hessian_8,
     hessian_10,
+    tape_hessian_10,
     value,
     kernels_sin::<1, num_dual::Dual64>,
     kernels_sin::<8, num_dual::DualSVec64<8>>,
     kernels_mul::<1, num_dual::Dual64>,
-    kernels_mul::<8, num_dual::DualSVec64<8>>
+    kernels_mul::<8, num_dual::DualSVec64<8>>,
+    kernels_rules
 );
 criterion_main!(benches);
+
+/// `tape_hessian_n10`: `Tape::hessian` of the chained Rosenbrock tape at n = 10 by `Auto` (the
+/// sparse one-pass evaluator) and by hyper-dual blocks, beside `hessian_n10` for the generic
+/// function.
+fn tape_hessian_10(c: &mut Criterion) {
+    let x: Vec<f64> = (0..10)
+        .map(|i| 1.0 + 0.5 * (0.7 * i as f64).sin())
+        .collect();
+    let record = || -> Result<duals::Tape, duals::TapeError> {
+        let mut b = duals::TapeBuilder::new();
+        let x: Vec<_> = x.iter().map(|&v| b.input(v)).collect::<Result<_, _>>()?;
+        let (one, hundred) = (b.constant(1.0)?, b.constant(100.0)?);
+        let mut s = b.constant(0.0)?;
+        for i in 0..x.len() - 1 {
+            let a = b.sub(x[i], one)?;
+            let sq = b.mul(x[i], x[i])?;
+            let d = b.sub(x[i + 1], sq)?;
+            let (aa, dd) = (b.mul(a, a)?, b.mul(d, d)?);
+            let dd = b.mul(dd, hundred)?;
+            let t = b.add(aa, dd)?;
+            s = b.add(s, t)?;
+        }
+        b.output(s)?;
+        Ok(b.finish())
+    };
+    let tape = record().unwrap();
+    let reference = duals::hessian(&Rosenbrock, &x, &mut Config::new()).unwrap();
+    let mut g = c.benchmark_group("tape_hessian_n10");
+    for method in [HessianMethod::Auto, HessianMethod::HyperDual] {
+        let mut cfg = Config::new().with_hessian_method(method);
+        let h = tape.hessian(&x, &mut cfg).unwrap();
+        assert_close(
+            h.as_slice(),
+            reference.as_slice(),
+            &format!("tape {method:?}"),
+        );
+        g.bench_function(format!("duals/tape_{method:?}"), |b| {
+            b.iter(|| tape.hessian(black_box(&x), &mut cfg).unwrap())
+        });
+    }
+    g.finish();
+}

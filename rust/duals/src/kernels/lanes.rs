@@ -167,6 +167,94 @@ pub(super) fn map<S: Simd, const N: usize, const READ_OUT: bool>(
     }
 }
 
+/// A function of one vector with one or two results (a value, or a value and a derivative),
+/// for [`map_fn`].
+///
+/// A trait rather than a closure because its bodies are large (vectorized elementary
+/// functions): a closure is inlined at the compiler's discretion, and one left out of line is
+/// compiled without the target features of its caller, so every SIMD operation in it becomes
+/// a function call. `eval` is `#[inline(always)]` in every implementation.
+pub(super) trait LaneFn: Copy {
+    /// The results for the lanes of `x`.
+    fn eval<S: Simd>(self, simd: S, x: S::f64s) -> (S::f64s, S::f64s);
+}
+
+/// `(out_a[i], out_b[i]) = f(x[i])` over whole vectors, or `out_a[i]` alone without `out_b`.
+///
+/// `out_a` (and `out_b`) must have `x.len()` values. In the tail, lanes past the end hold
+/// zeros and their results are dropped.
+#[inline(always)]
+pub(super) fn map_fn<S: Simd, F: LaneFn>(
+    simd: S,
+    f: F,
+    x: &[f64],
+    out_a: &mut [f64],
+    out_b: Option<&mut [f64]>,
+) {
+    let n = x.len();
+    assert_eq!(out_a.len(), n, "kernel output length");
+    let (head_x, tail_x) = S::as_simd_f64s(x);
+    let (head_a, tail_a) = S::as_mut_simd_f64s(out_a);
+    match out_b {
+        Some(out_b) => {
+            assert_eq!(out_b.len(), n, "kernel output length");
+            let (head_b, tail_b) = S::as_mut_simd_f64s(out_b);
+            for ((a, b), &x) in head_a.iter_mut().zip(head_b).zip(head_x) {
+                (*a, *b) = f.eval(simd, x);
+            }
+            if !tail_x.is_empty() {
+                let (a, b) = f.eval(simd, simd.partial_load_f64s(tail_x));
+                simd.partial_store_f64s(tail_a, a);
+                simd.partial_store_f64s(tail_b, b);
+            }
+        }
+        None => {
+            for (a, &x) in head_a.iter_mut().zip(head_x) {
+                *a = f.eval(simd, x).0;
+            }
+            if !tail_x.is_empty() {
+                let (a, _) = f.eval(simd, simd.partial_load_f64s(tail_x));
+                simd.partial_store_f64s(tail_a, a);
+            }
+        }
+    }
+}
+
+/// `(out_p[i], d) = f(x[i])` and `out_t[i] = d * t[i]` over whole vectors: [`map_fn`] for a
+/// value and a derivative with one tangent row scaled in the same pass.
+///
+/// `t`, `out_p` and `out_t` must have `x.len()` values.
+#[inline(always)]
+pub(super) fn map_fn_tangent<S: Simd, F: LaneFn>(
+    simd: S,
+    f: F,
+    x: &[f64],
+    t: &[f64],
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) {
+    let n = x.len();
+    assert!(
+        t.len() == n && out_p.len() == n && out_t.len() == n,
+        "kernel lengths"
+    );
+    let (head_x, tail_x) = S::as_simd_f64s(x);
+    let (head_t, tail_t) = S::as_simd_f64s(t);
+    let (head_p, tail_p) = S::as_mut_simd_f64s(out_p);
+    let (head_o, tail_o) = S::as_mut_simd_f64s(out_t);
+    for (((p, o), &x), &t) in head_p.iter_mut().zip(head_o).zip(head_x).zip(head_t) {
+        let (v, d) = f.eval(simd, x);
+        *p = v;
+        *o = simd.mul_f64s(d, t);
+    }
+    if !tail_x.is_empty() {
+        let (v, d) = f.eval(simd, simd.partial_load_f64s(tail_x));
+        simd.partial_store_f64s(tail_p, v);
+        let t = simd.partial_load_f64s(tail_t);
+        simd.partial_store_f64s(tail_o, simd.mul_f64s(d, t));
+    }
+}
+
 /// `sum over lanes and chunks of acc`, where each chunk of the `n`-element streams `ins` is
 /// folded into an accumulator by `acc = f(acc, ins)`.
 ///

@@ -15,7 +15,7 @@
 //!
 //! | kernel | primal | tangent row `j` |
 //! |---|---|---|
-//! | [`unary`] | `f(a)` | `f'(a) * ta_j` |
+//! | [`unary`], [`unary_rule`] | `f(a)` | `f'(a) * ta_j` |
 //! | [`add`] | `a + b` | `ta_j + tb_j` |
 //! | [`sub`] | `a - b` | `ta_j - tb_j` |
 //! | [`mul`] | `a * b` | `b * ta_j + a * tb_j` |
@@ -32,6 +32,14 @@
 //! Where a formula has a product followed by a sum, the vector levels fuse it (FMA, one
 //! rounding); the scalar level rounds twice. Results therefore differ in the last bits between
 //! levels (see [`Level`]).
+//!
+//! # Elementary functions
+//!
+//! At the vector levels, [`unary_rule`] evaluates `exp`, `exp_m1`, `ln`, `ln_1p`, `sin` and
+//! `cos` a whole vector at a time with SIMD implementations of its own, within an ulp of the
+//! exact result (argument reduction, Taylor polynomial, error-free sums). Special inputs go to
+//! the scalar functions, so they give exactly what the table gives. The functions are also
+//! available on slices: [`math`] (with `tanh` too) and [`sin_cos`].
 //!
 //! # Dispatch
 //!
@@ -57,6 +65,7 @@ mod operand;
 mod binary;
 mod reduce;
 mod unary;
+mod vmath;
 
 pub use binary::{
     add, add_with_level, binary, binary_with_level, div, div_with_level, mul, mul_with_level, sub,
@@ -66,7 +75,11 @@ pub use dispatch::{detected_level, Level};
 pub use error::KernelError;
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
-pub use unary::{unary, unary_inplace, unary_inplace_with_level, unary_rule, unary_with_level};
+pub use unary::{
+    unary, unary_inplace, unary_inplace_with_level, unary_rule, unary_rule_with_level,
+    unary_with_level,
+};
+pub use vmath::{math, math_with_level, sin_cos, sin_cos_with_level, MathFn};
 
 /// Elements per block in the kernels that stage per-element values (derivatives, partial sums)
 /// on the stack: 2 KiB per buffer, a multiple of every vector width.

@@ -11,8 +11,9 @@
 //!   of the tape; plain `f64` columns vectorize.
 //! - [`Tape::derivative_batch`] keeps a primal and a tangent column per register and applies
 //!   the array kernels of [`crate::kernels`] (one tangent row, SIMD with run-time dispatch):
-//!   the values are those of one point at a time, the derivatives may differ in the last bit
-//!   where a kernel fuses a multiply-add.
+//!   values and derivatives may differ from one point at a time in the last bits, where a
+//!   kernel fuses a multiply-add and where `exp`, `ln`, `sin`, ... are evaluated with the
+//!   vectorized functions of the kernels (within an ulp of the exact result, as libm's are).
 //! - [`Tape::jacobian_batch`] calls the chunked Jacobian driver once per point.
 
 use crate::drivers::{jacobian_into, Config};
@@ -167,9 +168,10 @@ impl Tape {
 
     /// `f(x)` and `f'(x)` at each of `B` points for an elementwise function traced at a scalar
     /// (`n = m = 1`): all three slices have length `B`. Each instruction is one call of the SIMD
-    /// array kernels of [`crate::kernels`] with one tangent row over a block of points. The
-    /// values equal those of one point at a time on [`Dual64`](crate::Dual64); the derivatives
-    /// may differ from them in the last bit where a kernel fuses a multiply-add.
+    /// array kernels of [`crate::kernels`] with one tangent row over a block of points (unary
+    /// rules through [`kernels::unary_rule`]). Values and derivatives may differ from those of
+    /// one point at a time on [`Dual64`](crate::Dual64) in the last bits, where a kernel fuses
+    /// a multiply-add or evaluates `exp`, `ln`, `sin`, ... with its vectorized functions.
     ///
     /// # Errors
     /// [`TapeError::NotElementwise`] unless `n = m = 1`, [`TapeError::Length`].
@@ -254,17 +256,7 @@ impl Tape {
             Op::MulConst(_, v) => kernels::mul(opnd(0), konst(v), 1, out_p, out_t)?,
             Op::DivConst(_, v) => kernels::div(opnd(0), konst(v), 1, out_p, out_t)?,
             Op::ConstDiv(v, _) => kernels::div(konst(v), opnd(0), 1, out_p, out_t)?,
-            Op::Unary(rule, _) => kernels::unary(
-                |a| {
-                    let u = rule.eval(a);
-                    (u.f, u.d1)
-                },
-                sp[0],
-                st[0],
-                1,
-                out_p,
-                out_t,
-            )?,
+            Op::Unary(rule, _) => kernels::unary_rule(rule, sp[0], st[0], 1, out_p, out_t)?,
             Op::Binary(rule, ..) => kernels::binary(
                 |a, b| {
                     let r = rule.eval(a, b);
