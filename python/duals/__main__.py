@@ -17,8 +17,8 @@ USAGE = """\
 usage: python -m duals <command>
 
 commands:
-  demo    a short tour: derivative, gradient, Jacobian and Hessian, each beside
-          central differences with its error and both timings (a few seconds)
+  demo    a short tour: derivative, gradient, Jacobian (eager and compiled) and Hessian,
+          each beside central differences with its error and both timings (a few seconds)
 """
 
 
@@ -109,6 +109,8 @@ def _time(fn, budget: float = 0.25):
 
 
 def _fmt_time(t: float) -> str:
+    if t < 1e-6:
+        return f"{t * 1e9:.0f} ns"
     if t < 1e-3:
         return f"{t * 1e6:.0f} µs"
     if t < 1.0:
@@ -145,6 +147,10 @@ def demo(out=sys.stdout) -> None:
     rows.append(
         ("Jacobian    Robertson (k = 0.04, 3e7, 1e4)", y.shape, J.shape, J, J_fd, t_ad, t_fd)
     )
+
+    c = duals.compile(robertson, y, args=k)  # traced once into a native tape
+    t_c, J_c = _time(lambda: c.jacobian(y))
+    rows.append(("compiled    Robertson, duals.compile", y.shape, J_c.shape, J_c, J_fd, t_c, t_fd))
 
     x = np.linspace(-1.2, 1.0, 10)
     t_ad, H = _time(lambda: duals.hessian(rosenbrock, x))
@@ -185,7 +191,8 @@ def demo(out=sys.stdout) -> None:
     )
     print(
         "Try it:  duals.jacobian(f, x), duals.grad(f, x), duals.hessian(f, x), "
-        "duals.derivative(f, x)",
+        "duals.derivative(f, x),\n         duals.compile(f, x0).jacobian(x), "
+        "duals.scipy.ode_jacobian(fun, y0)",
         file=out,
     )
 
