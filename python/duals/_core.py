@@ -509,17 +509,7 @@ def compare(symbol: str, a, b):
     A, B = _parts(a), _parts(b)
     if _traced(A[2]) or _traced(B[2]):
         return _trace.TraceMask.compare(symbol, _trace.values(A), _trace.values(B))
-    return _COMPARISON_BY_SYMBOL[symbol](A[0], B[0])
-
-
-_COMPARISON_BY_SYMBOL = {
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
-    "==": np.equal,
-    "!=": np.not_equal,
-}
+    return _trace.NUMPY_CMP[symbol](A[0], B[0])
 
 
 # ------------------------------------------------------------------------------------------------

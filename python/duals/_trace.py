@@ -275,8 +275,8 @@ def binary(name: str, A: np.ndarray, B: np.ndarray, result: np.ndarray) -> np.nd
 # Comparisons: guards and selects
 # ------------------------------------------------------------------------------------------------
 
-_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-_NUMPY_CMP = {
+#: The NumPy ufunc of each comparison symbol.
+NUMPY_CMP = {
     "<": np.less,
     "<=": np.less_equal,
     ">": np.greater,
@@ -319,7 +319,7 @@ class TraceMask:
                 any_node = True
                 flat[i] = bld.compare(op, _var(bld, a), _var(bld, b))
             else:
-                flat[i] = bool(_NUMPY_CMP[op](a, b))
+                flat[i] = bool(NUMPY_CMP[op](a, b))
         if not any_node:
             return out
         return cls(out, ("cmp", op, A, B))
@@ -520,7 +520,7 @@ def _select_elem(bld, e, i: int, t: int, f: int) -> int:
         a, b = e[2].flat[i], e[3].flat[i]
         if type(a) is Node or type(b) is Node:
             return bld.select(e[1], _var(bld, a), _var(bld, b), t, f)
-        return t if bool(_NUMPY_CMP[e[1]](a, b)) else f
+        return t if bool(NUMPY_CMP[e[1]](a, b)) else f
     if kind == "const":
         return t if bool(e[1].flat[i]) else f
     if kind == "not":
