@@ -174,10 +174,16 @@ def compile(f, x0, args=(), *, max_tapes: int = MAX_TAPES) -> Compiled:  # noqa:
       and the new tape kept beside the old ones (at most ``max_tapes``; past that a
       ``RuntimeError``). Compiled results therefore equal eager results. ``np.where`` and
       ``np.maximum`` need no guard: they are evaluated at every point.
+    - Selections by value record guards on the order they found (``np.sort``, ``np.median``,
+      ``np.argmax``, ``np.searchsorted``, the pivots of ``np.linalg.solve``/``inv``/``det``), so
+      a tape is reused while the order holds and traced again where it changes.
     - ``float(x[0])``, ``math.sin(x[0])`` or storing a traced value into a plain array raise
-      ``TypeError`` (the value would be frozen into the tape); functions whose result depends
-      on values in ways a tape cannot record (``np.sort``, ``np.linalg.solve``, ... for now)
-      raise ``TypeError`` naming them: use the eager functions for those.
+      ``TypeError`` (the value would be frozen into the tape). Functions a tape cannot record
+      (``np.linalg.eigh``, ``eigvalsh``, ``pinv``, ``lstsq``, ``matrix_rank``) raise
+      ``TypeError`` naming them: use the eager functions for those.
+    - The Hessian of a tape is computed on its sparsity structure: an entry no operation
+      connects is exactly 0, also at points where the dense (eager) computation meets
+      ``0 * inf`` and gives NaN.
 
     Parameters
     ----------
@@ -199,7 +205,7 @@ def compile(f, x0, args=(), *, max_tapes: int = MAX_TAPES) -> Compiled:  # noqa:
     ...                      k2*y[1]**2])
     >>> c = duals.compile(rober, np.array([1.0, 0.0, 0.0]), args=(0.04, 3e7, 1e4))
     >>> c.jacobian(np.array([1.0, 2e-5, 0.1]))[0]
-    array([-4.0e-02,  1.0e+03,  2.0e-01])
+    array([-4.e-02,  1.e+03,  2.e-01])
     """
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")

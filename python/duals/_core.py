@@ -109,6 +109,8 @@ class _Protocols:
     one)."""
 
     def __getattr__(self, name):
+        if name not in ("array_ufunc", "array_function"):
+            raise AttributeError(name)
         from ._functions import array_function
         from ._ufuncs import array_ufunc
 
