@@ -844,7 +844,7 @@ def power(a, b):
         if e.ndim == 0:
             v = float(e)
             if v == 2.0:
-                return mul(a, a)  # the product rule: one pass, no pow call
+                return a * a  # the product rule: one pass, no pow call (native for arrays)
             if v == int(v) and abs(v) < 2**31:
                 return unary("powi", a, v)
             return unary("powf", a, v)
