@@ -596,3 +596,26 @@ def test_cache_keys_and_bound(monkeypatch):
     g(x, float("nan"))
     g(x, float("nan"))
     assert g.cache.compiles == 4
+
+
+def test_repeated_scalar_args_reuse_the_compiled_function_by_identity():
+    import duals.scipy as ds
+
+    def rober(t, y, k1, k2, k3):
+        return np.array(
+            [
+                -k1 * y[0] + k3 * y[1] * y[2],
+                k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
+                k2 * y[1] ** 2,
+            ]
+        )
+
+    k = (0.04, 3e7, 1e4)
+    jac = ds.ode_jacobian(rober, [1.0, 0.0, 0.0], args=k)
+    y = np.array([0.98, 2e-5, 0.02])
+    a = jac(0.0, y, *k)
+    b = jac(0.0, y, float("0.05"), 3e7, 1e4)  # other values: another compile
+    c = jac(0.0, y, *k)  # the same objects again
+    d = jac(0.0, y, float("0.04"), 3e7, 1e4)  # equal values, other objects: the same entry
+    assert a[0, 0] == c[0, 0] == d[0, 0] == -0.04 and b[0, 0] == -0.05
+    assert jac.cache.compiles == 2

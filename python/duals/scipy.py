@@ -155,12 +155,15 @@ class _CompileCache:
     ``compiled(args)`` returns the one kept, or None.
     """
 
-    __slots__ = ("_build", "_entries", "_default", "compiles", "maxsize")
+    __slots__ = ("_build", "_entries", "_default", "_last", "compiles", "maxsize")
 
     def __init__(self, build, default_args: tuple, default_kwargs: dict, maxsize: int):
         self._build = build
         self._entries: OrderedDict = OrderedDict()
         self._default = (default_args, default_kwargs)
+        # (args, compiled) of the last call whose args were immutable scalars: the same
+        # objects again (SciPy passes the same ones at every call) need no key.
+        self._last = None
         self.compiles = 0
         self.maxsize = maxsize
 
@@ -182,10 +185,15 @@ class _CompileCache:
         return None if entry is None else entry[0]
 
     def get(self, x: np.ndarray, args: tuple, kwargs: dict | None = None):
+        last = self._last
+        if not kwargs and last is not None and _same_scalars(args, last[0]):
+            return last[1]
+        given = args
         args, kwargs, key = self._resolve(args, kwargs)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
+            self._remember(given, kwargs, entry[0])
             return entry[0]
         args, kwargs = _snapshot(args), _snapshot(kwargs)
         c = self._build(x, args, kwargs, False)
@@ -195,7 +203,12 @@ class _CompileCache:
         self._entries[key] = (c, args, kwargs)
         while len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
+        self._remember(given, kwargs, c)
         return c
+
+    def _remember(self, given: tuple, kwargs, c) -> None:
+        immutable = not kwargs and all(type(a) in _SCALARS for a in given)
+        self._last = (given, c) if immutable else None
 
     def call(self, name: str, x: np.ndarray, args: tuple, kwargs: dict | None, *more):
         """``(c, c.name(x, *more))`` with ``c`` the compiled function for these arguments."""
@@ -210,7 +223,23 @@ class _CompileCache:
             entry = self._entries.get(key)
             c = self._build(x, entry[1], entry[2], True)
             self._entries[key] = (c, entry[1], entry[2])
+            self._last = None
             return c, getattr(c, name)(x, *more)
+
+
+#: Types whose values cannot change: the same object is the same value.
+_SCALARS = frozenset({float, int, bool, str, bytes, type(None)})
+
+
+def _same_scalars(args: tuple, last: tuple) -> bool:
+    """Whether ``args`` holds the very objects of ``last`` (immutable scalars, checked when
+    ``last`` was remembered)."""
+    if len(args) != len(last):
+        return False
+    for a, b in zip(args, last, strict=True):
+        if a is not b:
+            return False
+    return True
 
 
 class _Eager:
