@@ -271,6 +271,13 @@ def test_batch_value_and_jacobian():
         np.testing.assert_array_equal(V[i], c.value(Y[i]))
         np.testing.assert_allclose(J[i], c.jacobian(Y[i]), rtol=1e-15)
     assert c.value_batch(np.empty((0, 3))).shape == (0, 3)
+    # value and jacobian take a leading batch axis too
+    np.testing.assert_array_equal(c.value(Y), V)
+    np.testing.assert_array_equal(c.jacobian(Y), J)
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        c.value(np.ones((2, 4)))
+    s = duals.compile(lambda x: x**3, 2.0)  # a scalar function: x of shape (B,) is a batch
+    np.testing.assert_array_equal(s.jacobian(np.array([1.0, 2.0])), [3.0, 12.0])
 
 
 def test_elementwise_derivative_batch():

@@ -18,6 +18,9 @@ from ._core import TRACE, _make
 
 __all__ = ["compile", "Compiled"]
 
+_core_value = _native.CompiledCore.value
+_core_jacobian = _native.CompiledCore.jacobian
+
 #: Default bound of the tapes kept per compiled function (one per branch outcome of its guards).
 MAX_TAPES = 32
 
@@ -61,8 +64,9 @@ class Compiled(_native.CompiledCore):
     - ``value(x)`` -> ``O``; ``jacobian(x)`` -> ``O + S``; ``jvp(x, v)`` -> ``(value, J v)``;
     - ``gradient(x)`` -> ``S``, ``hessian(x)`` -> ``S + S``, ``hvp(x, v)`` -> ``S`` for a
       scalar-valued function (``O == ()``);
-    - batch forms, one tape at many points: ``value_batch(X)`` and ``jacobian_batch(X)`` for
-      ``X`` of shape ``(B, *S)``, with a leading batch axis in the result; for an elementwise
+    - batch forms, one tape at many points: ``value(X)`` and ``jacobian(X)`` (or
+      ``value_batch``, ``jacobian_batch``) for ``X`` of shape ``(B, *S)``, with a leading batch
+      axis in the result; for an elementwise
       function traced at a scalar, ``derivative(X)`` and ``second_derivative(X)`` for ``X`` of
       any shape;
     - ``jacobian_sparse(x)``: a ``scipy.sparse.csr_array`` by column coloring of the pattern;
@@ -80,6 +84,30 @@ class Compiled(_native.CompiledCore):
 
     # Set by compile(); kept for pickling and retracing.
     __slots__ = ("_f", "_fargs", "__weakref__")
+
+    def value(self, x):
+        """``f(x)`` (shape ``O``); for ``x`` of shape ``(B, *S)``, at each of the ``B`` points
+        (shape ``(B, *O)``, as :meth:`value_batch`)."""
+        try:
+            return _core_value(self, x)
+        except ValueError:
+            if self._is_batch(x):
+                return self.value_batch(x)
+            raise
+
+    def jacobian(self, x):
+        """The Jacobian at ``x`` (shape ``O + S``); for ``x`` of shape ``(B, *S)``, at each of
+        the ``B`` points (shape ``(B, *O, *S)``, as :meth:`jacobian_batch`)."""
+        try:
+            return _core_jacobian(self, x)
+        except ValueError:
+            if self._is_batch(x):
+                return self.jacobian_batch(x)
+            raise
+
+    def _is_batch(self, x) -> bool:
+        shape = np.shape(x)
+        return len(shape) == len(self.in_shape) + 1 and tuple(shape[1:]) == tuple(self.in_shape)
 
     def jacobian_sparse(self, x):
         """The Jacobian at ``x`` as a ``scipy.sparse.csr_array`` of shape ``(size of the output,
