@@ -496,3 +496,26 @@ def test_division_by_a_constant_is_exact_and_respects_errstate():
     np.testing.assert_array_equal(jv, np.ones(4) / 3.0)
     with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
         duals.jacobian(lambda z: 1.0 / (z - z), x)
+
+
+def test_inplace_operators_write_through_views():
+    def f(y):
+        dy = np.zeros_like(y)
+        v = dy[1:]
+        v += y[:-1] ** 2  # writes into dy, as NumPy does
+        dy *= 2.0
+        dy[0] -= y[0]
+        w = dy[:]
+        w /= 4.0
+        return dy
+
+    y = np.array([1.0, 2.0, 3.0])
+    J = duals.jacobian(f, y)
+    expected = np.array([[-0.25, 0, 0], [1.0, 0, 0], [0, 2.0, 0]])
+    np.testing.assert_allclose(J, expected, rtol=1e-15)
+    c = duals.compile(f, y)
+    np.testing.assert_allclose(c.jacobian(y), expected, rtol=1e-15)
+    np.testing.assert_allclose(c.value(y), f(y), rtol=1e-15)
+    with pytest.raises(ValueError):
+        x = duals.DualArray([1.0, 2.0], [1.0, 0.0])
+        x += np.ones((3, 2))  # the result does not fit x

@@ -429,3 +429,18 @@ def test_ode_jacobian_sparse_with_bdf():
     b = solve_ivp(rhs, (0, 2.0), y0, method="BDF", jac=js, rtol=1e-8, atol=1e-10)
     assert a.success and b.success
     np.testing.assert_allclose(b.y[:, -1], a.y[:, -1], rtol=1e-7)
+
+
+def test_writes_through_views_reach_the_viewed_array():
+    def f(y):
+        dy = np.zeros_like(y)
+        v = dy[1:]
+        v[0] = y[0] * y[1]  # element assignment through a view
+        v[1:] = np.sin(y[:1])
+        return dy
+
+    y = np.array([0.3, 2.0, 5.0])
+    c = duals.compile(f, y)
+    for x in (y, np.array([1.0, -1.0, 2.0])):
+        np.testing.assert_array_equal(c.value(x), f(x))
+        np.testing.assert_array_equal(c.jacobian(x), duals.jacobian(f, x))

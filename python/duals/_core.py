@@ -387,6 +387,33 @@ class DualArray(_native._DualArrayBase, _DualBase):
         else:
             self._t[tindex] = _expand(vt, np.ndim(target))
 
+    # In-place operators write the result into this array (and so into what it is a view of),
+    # as NumPy's do: `v = dy[1:]; v += 1` changes dy.
+    def _inplace(self, op, other):
+        self[...] = op(self, other)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(operator.add, other)
+
+    def __isub__(self, other):
+        return self._inplace(operator.sub, other)
+
+    def __imul__(self, other):
+        return self._inplace(operator.mul, other)
+
+    def __itruediv__(self, other):
+        return self._inplace(operator.truediv, other)
+
+    def __ipow__(self, other):
+        return self._inplace(operator.pow, other)
+
+    def __imod__(self, other):
+        return self._inplace(operator.mod, other)
+
+    def __ifloordiv__(self, other):
+        return self._inplace(operator.floordiv, other)
+
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])

@@ -21,6 +21,7 @@ where the comparison comes out the same; elsewhere ``duals.compile`` traces agai
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -191,23 +192,33 @@ def node_mask(V: np.ndarray) -> np.ndarray:
 
 
 def fill_constants(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """A traced row ``t`` (shape ``(1, *S)``) with every non-node element set to the primal:
-    a non-node element is a constant, and its value is the primal (eager implementations write
-    zero tangents for constants)."""
+    """A traced row ``t`` (shape ``(1, *S)``) whose non-node elements hold the primal: a
+    non-node element is a constant, and its value is the primal (eager implementations write
+    zero tangents for constants). ``t`` itself when it already does (a view stays a view, so
+    writes through it reach the array it views), else a corrected copy."""
     if t.dtype != object:
         out = np.empty((1,) + p.shape, dtype=object)
         out[0, ...] = p
         return out
     if t.shape != (1,) + p.shape:
         t = np.broadcast_to(t, (1,) + p.shape)
-    missing = [i for i, e in enumerate(t.flat) if type(e) is not Node]
-    if not missing and t.flags.writeable:
+    pf = p.reshape(-1)
+    bad = [i for i, e in enumerate(t.flat) if type(e) is not Node and not _same_value(e, pf[i])]
+    if not bad:
         return t
     out = np.array(t, dtype=object, copy=True)
-    flat, pf = out.reshape(-1), p.reshape(-1)
-    for i in missing:
+    flat = out.reshape(-1)
+    for i in bad:
         flat[i] = float(pf[i])
     return out
+
+
+def _same_value(e, v) -> bool:
+    """``e`` and ``v`` are the same float (NaN equal to NaN, -0.0 not equal to 0.0)."""
+    e, v = float(e), float(v)
+    if e == v:
+        return e != 0.0 or math.copysign(1.0, e) == math.copysign(1.0, v)
+    return e != e and v != v
 
 
 def values(parts) -> np.ndarray:
