@@ -361,7 +361,8 @@ def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
         "Jacobian",
         "use jvp (Jacobian-vector products) or evaluate blocks of outputs separately",
     )
-    J = np.zeros((yp.size, n)) if yt is None else yt.reshape(n, yp.size).T.copy()
+    # The transpose as a view: a transposing copy costs more than the evaluation for large n
+    J = np.zeros((yp.size, n)) if yt is None else yt.reshape(n, yp.size).T
     return yp, yp.shape, J
 
 
@@ -380,13 +381,13 @@ def _jacobian(f, x, args, chunk, driver: str):
     if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
         yp, _, J = _one_pass(f, x0, args, driver)
         return yp, J, x0
-    J = None
+    Jt = None  # J transposed, filled row block by row block (contiguous copies)
     yp = None
     for c0 in range(0, n, k):
         c1 = min(n, c0 + k)
         seed = _first_seed(c1 - c0)
         yp_c, yt = _evaluate(f, x0, _unit_rows(c0, c1, n, x0.shape), seed, args)
-        if J is None:
+        if Jt is None:
             yp = yp_c
             if driver == "grad":
                 _need_scalar("grad", yp, "jacobian")
@@ -395,17 +396,17 @@ def _jacobian(f, x, args, chunk, driver: str):
                 "Jacobian",
                 "use jvp (Jacobian-vector products) or evaluate blocks of outputs separately",
             )
-            J = np.empty((yp.size, n))
+            Jt = np.empty((n, yp.size))
         elif yp_c.shape != yp.shape:
             raise ValueError(
                 f"f returned shape {yp_c.shape} on one chunk of directions and {yp.shape} on "
                 "another; its output shape must not depend on the tangents"
             )
         if yt is None:
-            J[:, c0:c1] = 0.0
+            Jt[c0:c1] = 0.0
         else:
-            J[:, c0:c1] = yt.reshape(c1 - c0, yp.size).T
-    return yp, J, x0
+            Jt[c0:c1] = yt.reshape(c1 - c0, yp.size)
+    return yp, Jt.T, x0
 
 
 def jacobian(f, x, args=(), chunk=None):
