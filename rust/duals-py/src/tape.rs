@@ -46,6 +46,17 @@ type Csr<'py> = (
 /// Points per slice of a batch (scratch buffers of this many rows are reused).
 const SLICE: usize = 1 << 16;
 
+/// Fewest points per thread of a batch: below, starting a thread costs more than it saves.
+const POINTS_PER_THREAD: usize = 1 << 17;
+
+/// Threads for a batch of `b` points: one per [`POINTS_PER_THREAD`] points, at most the
+/// available parallelism (asked once) and 8.
+fn threads_for(b: usize) -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
+    (b / POINTS_PER_THREAD).clamp(1, cpus.min(8))
+}
+
 // ------------------------------------------------------------------------------------------------
 // Errors
 // ------------------------------------------------------------------------------------------------
@@ -193,20 +204,42 @@ impl<'py> Input<'py> {
     }
 }
 
-/// A private copy of input data in an array from NumPy's allocator, read with the GIL
-/// released. (NumPy asks for huge pages for large arrays; a fresh `Vec` of megabytes faults
-/// page by page, which measured several milliseconds per 8 MB here.)
-struct Private<'py>(Bound<'py, numpy::PyArray1<f64>>);
+/// A private copy of input data, read with the GIL released: no Python code can reach it.
+///
+/// The buffer is this thread's, reused from call to call: a fresh allocation of megabytes
+/// faults page by page (measured: several milliseconds per 8 MB here), a reused one is warm.
+/// It is taken out of the thread's slot while in use, so that a nested call (a retrace runs
+/// Python code, which may call in again) makes its own; buffers above [`PRIVATE_KEEP`] values
+/// are freed rather than kept.
+struct Private(Vec<f64>);
 
-impl<'py> Private<'py> {
-    fn new(py: Python<'py>, data: &[f64]) -> Self {
-        Private(numpy::PyArray1::from_slice(py, data))
+/// Most values a thread keeps in its [`Private`] buffer between calls (16 MiB: batches of
+/// two million scalar points; larger ones allocate per call).
+const PRIVATE_KEEP: usize = 1 << 21;
+
+thread_local! {
+    static PRIVATE: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Private {
+    fn new(data: &[f64]) -> Self {
+        let mut v = PRIVATE.take();
+        v.clear();
+        v.extend_from_slice(data);
+        Private(v)
     }
 
     fn slice(&self) -> &[f64] {
-        // SAFETY: a new C-contiguous array that no Python code has a reference to, kept alive
-        // by `self` and never resized.
-        unsafe { self.0.as_slice() }.unwrap_or(&[])
+        &self.0
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() <= PRIVATE_KEEP {
+            PRIVATE.set(v);
+        }
     }
 }
 
@@ -757,7 +790,28 @@ impl Tape {
             }
             return Ok(());
         }
-        self.batch_serial(what, x, b, out)
+        let parts = threads_for(b);
+        let row = what.row(n, m);
+        if parts < 2 || n == 0 || row == 0 || x.len() != b * n || out.len() != b * row {
+            return self.batch_serial(what, x, b, out);
+        }
+        // Contiguous shares of the points, one per thread; the first on this thread.
+        let per = b.div_ceil(parts);
+        std::thread::scope(|scope| {
+            let mut shares = x.chunks(per * n).zip(out.chunks_mut(per * row));
+            let first = shares.next();
+            let handles: Vec<_> = shares
+                .map(|(xs, os)| scope.spawn(move || self.batch_serial(what, xs, xs.len() / n, os)))
+                .collect();
+            let mut done = first.map_or(Ok(()), |(xs, os)| {
+                self.batch_serial(what, xs, xs.len() / n, os)
+            });
+            for h in handles {
+                let r = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                done = done.and(r);
+            }
+            done
+        })
     }
 
     /// [`batch_into`](Self::batch_into) after the checks.
@@ -1125,7 +1179,7 @@ impl Tape {
     ) -> PyResult<Fresh<'py, f64>> {
         let mut out = Fresh::zeros(py, shape)?;
         let detach = self.detach(what.lanes(self.tape.n_inputs()), b);
-        let copy = detach.then(|| Private::new(py, x.data()));
+        let copy = detach.then(|| Private::new(x.data()));
         let xs = copy.as_ref().map_or_else(|| x.data(), Private::slice);
         let o = out.data();
         run(py, detach, || self.batch_into(what, xs, b, o)).map_err(errors::tape)?;
@@ -1390,7 +1444,7 @@ impl CompiledCore {
         let mut out = Fresh::zeros(py, shape)?;
         let lanes = what.lanes(self.n_in);
         // A private copy: a retrace may run Python code, and large batches release the GIL.
-        let copy = Private::new(py, x.data());
+        let copy = Private::new(x.data());
         let xs = copy.slice();
         let groups = self.groups(py, xs, b)?;
         let (n, row) = (self.n_in, what.row(self.n_in, self.n_out));

@@ -517,6 +517,67 @@ fn grid(n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Every instruction the fused elementwise path of `derivative_batch` takes: `+ - * /` on two
+/// values and with a constant on either side, negation, and the unary rules with a SIMD body.
+fn fusable_tape() -> R<Tape> {
+    let mut b = TapeBuilder::new();
+    let x = b.input(0.1)?;
+    let (two, half) = (b.constant(2.0)?, b.constant(0.5)?);
+    let x2 = b.unary(UnaryRule::Powi(2), x)?;
+    let s = b.unary(UnaryRule::Sin, x)?;
+    let nx2 = b.neg(x2)?;
+    let e = b.unary(UnaryRule::Exp, nx2)?;
+    let mut y = b.mul(s, e)?;
+    let l = b.unary(UnaryRule::Ln1p, x2)?;
+    y = b.add(y, l)?;
+    let c = b.unary(UnaryRule::Cos, x)?;
+    let q = b.div(c, two)?; // a / constant
+    y = b.sub(y, q)?;
+    let d = b.add(x2, two)?; // a + constant
+    let r = b.div(half, d)?; // constant / a
+    y = b.add(r, y)?;
+    let r = b.unary(UnaryRule::Recip, d)?;
+    let t = b.unary(UnaryRule::Sqrt, d)?;
+    let u = b.div(r, t)?;
+    let v = b.sub(two, u)?; // constant - a
+    let w = b.sub(v, half)?; // a - constant
+    let w = b.mul(two, w)?; // constant * a
+    y = b.mul(y, w)?;
+    let m = b.unary(UnaryRule::ExpM1, x)?;
+    let g = b.unary(UnaryRule::Ln, d)?;
+    let g = b.mul(m, g)?;
+    y = b.add(y, g)?;
+    b.output(y)?;
+    Ok(b.finish())
+}
+
+#[test]
+fn derivative_batch_of_a_fusable_tape_equals_one_point_at_a_time() -> R {
+    let tape = fusable_tape()?;
+    let scalar = tape.as_scalar()?;
+    let mut cfg = Config::new();
+    // Lengths around every vector width and a group, and a long grid.
+    for n in [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 1001] {
+        let mut x = grid(n.max(2));
+        x.truncate(n);
+        x.extend(
+            [0.0, -0.0, 1e-300, f64::NAN, 40.0, -1e6]
+                .iter()
+                .take(n.min(6)),
+        );
+        let b = x.len();
+        let (mut v, mut d) = (vec![0.0; b], vec![0.0; b]);
+        tape.derivative_batch(&x, &mut v, &mut d)?;
+        for (k, &xk) in x.iter().enumerate() {
+            let (f, g) = duals::value_and_gradient(&scalar, &[xk], &mut cfg)?;
+            // Vectorized `exp`, `sin`, ... (within an ulp) and fused multiply-adds: the last
+            // bits differ, and the sums here cancel a few digits.
+            assert_close(&[v[k], d[k]], &[f, g[0]], 1e-12, "derivative_batch");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn batch_forms_equal_one_point_at_a_time() -> R {
     let tape = elementwise_tape()?;

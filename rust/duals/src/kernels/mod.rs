@@ -63,6 +63,7 @@ mod lanes;
 mod operand;
 
 mod binary;
+mod fused;
 mod reduce;
 mod unary;
 mod vmath;
@@ -73,8 +74,10 @@ pub use binary::{
 };
 pub use dispatch::{detected_level, Level};
 pub use error::KernelError;
+pub(crate) use fused::{fused_derivative_with_level, Instr, Program};
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
+pub(crate) use unary::simd_rule;
 pub use unary::{
     unary, unary_inplace, unary_inplace_with_level, unary_rule, unary_rule_with_level,
     unary_with_level,

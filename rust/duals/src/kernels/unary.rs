@@ -343,8 +343,8 @@ pub fn unary_rule_with_level(
 
 /// The table entries [`unary_rule`] evaluates a vector at a time: with [`super::vmath`], or
 /// (`Square`, `Recip`, `Sqrt`) with the entry's own IEEE operations, bit for bit.
-#[derive(Clone, Copy)]
-enum SimdRule {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SimdRule {
     Square,
     Recip,
     Sqrt,
@@ -354,6 +354,24 @@ enum SimdRule {
     Ln1p,
     Sin,
     Cos,
+}
+
+/// The SIMD body of a rule of the table, if it has one (the rules [`unary_rule`] evaluates a
+/// vector at a time at the vector levels).
+pub(crate) fn simd_rule(rule: crate::rules::UnaryRule) -> Option<SimdRule> {
+    use crate::rules::UnaryRule as U;
+    Some(match rule {
+        U::Recip => SimdRule::Recip,
+        U::Powi(2) => SimdRule::Square,
+        U::Sqrt => SimdRule::Sqrt,
+        U::Exp => SimdRule::Exp,
+        U::ExpM1 => SimdRule::ExpM1,
+        U::Ln => SimdRule::Ln,
+        U::Ln1p => SimdRule::Ln1p,
+        U::Sin => SimdRule::Sin,
+        U::Cos => SimdRule::Cos,
+        _ => return None,
+    })
 }
 
 /// [`unary_rule`] for an entry with a SIMD body.
@@ -389,7 +407,7 @@ fn unary_simd(
 
 /// [`crate::rules::powi`] with `n = 2`: `(a·a, a·2)`.
 #[derive(Clone, Copy)]
-struct Square;
+pub(super) struct Square;
 impl LaneFn for Square {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -399,7 +417,7 @@ impl LaneFn for Square {
 
 /// [`crate::rules::recip`]: `f = 1/a`, `(f, -(f·f))`.
 #[derive(Clone, Copy)]
-struct Recip;
+pub(super) struct Recip;
 impl LaneFn for Recip {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -411,7 +429,7 @@ impl LaneFn for Recip {
 /// [`crate::rules::sqrt`]: `f = √a`, `(f, 1/(f·2 + 0))` (`+ 0` turns the `-0` of `√-0` into
 /// `+0`, so the derivative at 0 is `+inf`).
 #[derive(Clone, Copy)]
-struct Sqrt;
+pub(super) struct Sqrt;
 impl LaneFn for Sqrt {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -423,7 +441,7 @@ impl LaneFn for Sqrt {
 
 /// [`crate::rules::exp`]: `(eᵃ, eᵃ)`.
 #[derive(Clone, Copy)]
-struct Exp;
+pub(super) struct Exp;
 impl LaneFn for Exp {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -435,7 +453,7 @@ impl LaneFn for Exp {
 /// [`crate::rules::exp_m1`]: `(eᵃ - 1, eᵃ)` (two reductions of `a`: a few operations next to
 /// the memory streams).
 #[derive(Clone, Copy)]
-struct ExpM1;
+pub(super) struct ExpM1;
 impl LaneFn for ExpM1 {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -445,7 +463,7 @@ impl LaneFn for ExpM1 {
 
 /// [`crate::rules::ln`]: `(ln a, 1/a)`.
 #[derive(Clone, Copy)]
-struct Ln;
+pub(super) struct Ln;
 impl LaneFn for Ln {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -455,7 +473,7 @@ impl LaneFn for Ln {
 
 /// [`crate::rules::ln_1p`]: `(ln(1 + a), 1/(1 + a))`.
 #[derive(Clone, Copy)]
-struct Ln1p;
+pub(super) struct Ln1p;
 impl LaneFn for Ln1p {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -465,7 +483,7 @@ impl LaneFn for Ln1p {
 
 /// [`crate::rules::sin`]: `(sin a, cos a)`.
 #[derive(Clone, Copy)]
-struct Sin;
+pub(super) struct Sin;
 impl LaneFn for Sin {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
@@ -475,7 +493,7 @@ impl LaneFn for Sin {
 
 /// [`crate::rules::cos`]: `(cos a, -sin a)`.
 #[derive(Clone, Copy)]
-struct Cos;
+pub(super) struct Cos;
 impl LaneFn for Cos {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {

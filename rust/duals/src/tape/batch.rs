@@ -10,7 +10,10 @@
 //!   bit-identical to [`Tape::value`] and the [`second_derivative`](crate::second_derivative)
 //!   of the tape; plain `f64` columns vectorize.
 //! - [`Tape::derivative_batch`] keeps a primal and a tangent column per register and applies
-//!   the array kernels of [`crate::kernels`] (one tangent row, SIMD with run-time dispatch):
+//!   the array kernels of [`crate::kernels`] (one tangent row, SIMD with run-time dispatch);
+//!   a tape made only of `+ - * /`, negation and the unary rules with a SIMD body runs instead
+//!   as one fused program, a vector of points at a time with every register in a small file
+//!   (the same operations, so the same bits, in one pass over memory):
 //!   values and derivatives may differ from one point at a time in the last bits, where a
 //!   kernel fuses a multiply-add and where `exp`, `ln`, `sin`, ... are evaluated with the
 //!   vectorized functions of the kernels (within an ulp of the exact result, as libm's are).
@@ -185,6 +188,28 @@ impl Tape {
         let b = x.len();
         check_len("out_value", b, out_value.len())?;
         check_len("out_derivative", b, out_derivative.len())?;
+        let level = kernels::Level::best();
+        match self.fused_program(level) {
+            Some(program) => Ok(kernels::fused_derivative_with_level(
+                level,
+                &program,
+                x,
+                out_value,
+                out_derivative,
+            )?),
+            None => self.derivative_blocks(x, out_value, out_derivative),
+        }
+    }
+
+    /// [`derivative_batch`](Self::derivative_batch) instruction by instruction over blocks of
+    /// points, through the array kernels.
+    fn derivative_blocks(
+        &self,
+        x: &[f64],
+        out_value: &mut [f64],
+        out_derivative: &mut [f64],
+    ) -> Result<(), TapeError> {
+        let b = x.len();
         let (n, regs) = (self.n_inputs, self.plan.n_regs);
         let w = block_len(regs, 16);
         let (mut p, mut t) = (vec![0.0; regs * w], vec![0.0; regs * w]);
@@ -203,6 +228,76 @@ impl Tape {
             out_derivative[start..start + len].copy_from_slice(&t[out * w..][..len]);
         }
         Ok(())
+    }
+
+    /// The main steps as a fused program ([`kernels::Program`]: every intermediate of a few
+    /// vectors of points in registers, one pass over memory), when each has a vector form with
+    /// the same operations as [`kernel_step`](Self::kernel_step) gives it at `level`: `+ - * /`
+    /// (a constant register as an operand becomes the constant form, as the array kernels take
+    /// it as a broadcast constant), negation and the unary rules with a SIMD body. `None` at
+    /// [`Level::Scalar`](kernels::Level::Scalar), for any other instruction, for passive
+    /// values, and for register files too large to stay in the first-level cache.
+    fn fused_program(&self, level: kernels::Level) -> Option<kernels::Program> {
+        use kernels::Instr as I;
+        const MAX_REGS: usize = 64;
+        let (n, c) = (self.n_inputs, self.consts.len());
+        if level == kernels::Level::Scalar || n != 1 || self.plan.n_regs > MAX_REGS {
+            return None;
+        }
+        let konst = |v: crate::tape::Var| {
+            let r = v.0 as usize;
+            (n..n + c).contains(&r).then(|| self.consts[r - n])
+        };
+        let mut steps = Vec::with_capacity(self.n_main);
+        for step in &self.plan.steps[..self.n_main] {
+            if step.passive.result() || (0..4).any(|i| step.passive.operand(i)) {
+                return None;
+            }
+            let instr = match step.op {
+                Op::Add(a, b) => match (konst(a), konst(b)) {
+                    (None, None) => I::Add(a.0, b.0),
+                    (Some(v), None) => I::AddConst(b.0, v),
+                    (None, Some(v)) => I::AddConst(a.0, v),
+                    _ => return None,
+                },
+                Op::Sub(a, b) => match (konst(a), konst(b)) {
+                    (None, None) => I::Sub(a.0, b.0),
+                    (Some(v), None) => I::ConstSub(v, b.0),
+                    (None, Some(v)) => I::AddConst(a.0, -v),
+                    _ => return None,
+                },
+                Op::Mul(a, b) => match (konst(a), konst(b)) {
+                    (None, None) => I::Mul(a.0, b.0),
+                    (Some(v), None) => I::MulConst(b.0, v),
+                    (None, Some(v)) => I::MulConst(a.0, v),
+                    _ => return None,
+                },
+                Op::Div(a, b) => match (konst(a), konst(b)) {
+                    (None, None) => I::Div(a.0, b.0),
+                    (Some(v), None) => I::ConstDiv(v, b.0),
+                    (None, Some(v)) => I::DivConst(a.0, v),
+                    _ => return None,
+                },
+                Op::AddConst(a, v) => I::AddConst(a.0, v),
+                Op::ConstSub(v, a) => I::ConstSub(v, a.0),
+                Op::MulConst(a, v) => I::MulConst(a.0, v),
+                Op::DivConst(a, v) => I::DivConst(a.0, v),
+                Op::ConstDiv(v, a) => I::ConstDiv(v, a.0),
+                Op::Neg(a) => I::Neg(a.0),
+                Op::Unary(rule, a) => I::Unary(kernels::simd_rule(rule)?, a.0),
+                _ => return None,
+            };
+            if konst_reads(&instr, &konst) {
+                return None;
+            }
+            steps.push((step.dst, instr));
+        }
+        Some(kernels::Program {
+            steps,
+            n_regs: self.plan.n_regs,
+            consts: (0..c).map(|i| ((n + i) as u32, self.consts[i])).collect(),
+            output: self.plan.outputs[0],
+        })
     }
 
     /// One instruction on a block of primal and tangent columns, through the array kernels.
@@ -368,9 +463,68 @@ impl Tape {
     }
 }
 
+/// Whether a one-operand instruction reads a constant register (a passive result, which the
+/// fused program does not take).
+fn konst_reads(instr: &kernels::Instr, konst: &impl Fn(crate::tape::Var) -> Option<f64>) -> bool {
+    use kernels::Instr as I;
+    let reads = |r: u32| konst(crate::tape::Var(r)).is_some();
+    match *instr {
+        I::Neg(a)
+        | I::AddConst(a, _)
+        | I::ConstSub(_, a)
+        | I::MulConst(a, _)
+        | I::DivConst(a, _)
+        | I::ConstDiv(_, a)
+        | I::Unary(_, a) => reads(a),
+        I::Add(..) | I::Sub(..) | I::Mul(..) | I::Div(..) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fused path gives the same bits as the array kernels, instruction by instruction.
+    #[test]
+    fn fused_equals_blocks() {
+        use crate::rules::UnaryRule as U;
+        use crate::tape::TapeBuilder;
+        let mut b = TapeBuilder::new();
+        let x = b.input(0.1).unwrap();
+        let (two, half) = (b.constant(2.0).unwrap(), b.constant(0.5).unwrap());
+        let mut y = x;
+        for rule in [U::Sin, U::Exp, U::Powi(2), U::Cos, U::Ln1p, U::ExpM1] {
+            let u = b.unary(rule, y).unwrap();
+            let v = b.mul(u, y).unwrap();
+            let w = b.div(half, v).unwrap();
+            let s = b.sub(w, two).unwrap();
+            let d = b.div(s, two).unwrap();
+            let a = b.add(d, u).unwrap();
+            let r = b.unary(U::Recip, a).unwrap();
+            let n = b.neg(r).unwrap();
+            let m = b.mul(two, n).unwrap();
+            let q = b.sub(two, m).unwrap();
+            let t = b.unary(U::Sqrt, q).unwrap();
+            let l = b.unary(U::Ln, t).unwrap();
+            y = b.sub(l, half).unwrap();
+        }
+        b.output(y).unwrap();
+        let tape = b.finish();
+        let level = kernels::Level::best();
+        if level == kernels::Level::Scalar {
+            return;
+        }
+        assert!(tape.fused_program(level).is_some());
+        let x: Vec<f64> = (0..1037).map(|i| -3.0 + 0.007 * f64::from(i)).collect();
+        let (mut v, mut d) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        let (mut bv, mut bd) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        tape.derivative_batch(&x, &mut v, &mut d).unwrap();
+        tape.derivative_blocks(&x, &mut bv, &mut bd).unwrap();
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for k in 0..x.len() {
+            assert!(same(v[k], bv[k]) && same(d[k], bd[k]), "at {}", x[k]);
+        }
+    }
 
     #[test]
     fn blocks_are_bounded() {
