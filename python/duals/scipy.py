@@ -297,15 +297,7 @@ def _trace(f, x: np.ndarray, args: tuple, eager: bool):
 
 def _real_vector(x, what: str, flatten: bool = False) -> np.ndarray:
     """``x`` as a float64 array of at least one dimension (SciPy's ``np.atleast_1d``)."""
-    a = np.asarray(x)
-    if a.dtype.kind == "c":
-        raise TypeError(
-            f"{what} is complex (dtype {a.dtype}): duals differentiates real functions; pass "
-            "the real and imaginary parts as separate real variables"
-        )
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must be real numbers; got an array of dtype {a.dtype}")
-    a = np.atleast_1d(np.asarray(a, dtype=np.float64))
+    a = np.atleast_1d(_api._input(x, what))  # float64; complex and non-numbers raise
     if flatten:
         a = a.reshape(-1)
     if a.ndim != 1:
@@ -331,10 +323,6 @@ def _point(x, n: int, what: str, built_for: str) -> np.ndarray:
             f"shape ({n},)"
         )
     return a
-
-
-def _args_tuple(args) -> tuple:
-    return args if isinstance(args, tuple) else (args,)
 
 
 def _check_callable(fun, what: str = "fun") -> None:
@@ -409,7 +397,7 @@ def ode_jacobian(fun, y0, t0=0.0, args=(), sparse=False):
     y0 = _real_vector(y0, "y0")
     n = y0.size
     t0 = float(t0)
-    args = _args_tuple(args)
+    args = _api._args(args)
 
     def build(z, a, kw, eager):
         def g(z, *a):
@@ -520,7 +508,7 @@ def minimize_derivatives(fun, x0, args=(), method=None) -> dict:
         )
     x0 = _real_vector(x0, "x0")
     n = x0.size
-    args = _args_tuple(args)
+    args = _api._args(args)
 
     def build(x, a, kw, eager):
         c = _trace(fun, x, a, eager)
@@ -577,7 +565,7 @@ def _residual_jacobian(fun, x0, args, kwargs, what: str, flatten: bool):
     _check_callable(fun)
     x0 = _real_vector(x0, "x0", flatten=flatten)
     n = x0.size
-    args = _args_tuple(args)
+    args = _api._args(args)
     kwargs = {} if kwargs is None else dict(kwargs)
 
     def build(x, a, kw, eager):

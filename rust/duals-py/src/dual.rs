@@ -1537,9 +1537,7 @@ fn arithmetic(
     };
     let constant = |o: &Operand<'_>| matches!(o, ArrayConst(_) | ScalarConst(_));
     let copy = |out: &mut [f64], t: &[f64]| -> Result<(), KernelError> {
-        for (o, &v) in out.iter_mut().zip(t) {
-            *o = v;
-        }
+        out.copy_from_slice(t); // lengths checked by the callers' guards
         Ok(())
     };
     let n_t = out_t.len();
