@@ -824,8 +824,11 @@ impl Tape {
     ) -> Result<(), TapeError> {
         let t = &self.tape;
         let (n, m) = (t.n_inputs(), t.n_outputs());
-        if what == Batch::Value {
-            return t.value_batch(x, out);
+        match what {
+            Batch::Value => return t.value_batch(x, out),
+            // No values to keep: one call over the share (the engine reports bad lengths).
+            Batch::Derivative => return t.derivative_only_batch(x, out),
+            Batch::Jacobian | Batch::SecondDerivative => {}
         }
         // Slices of SLICE points with scratch for the values the engine also returns: small
         // buffers reused from slice to slice (a fresh buffer of b values would fault page by
@@ -835,15 +838,14 @@ impl Tape {
             // Inconsistent lengths: one call, which reports them.
             let mut value = vec![0.0; b * m];
             return match what {
-                Batch::Value => t.value_batch(x, out),
                 Batch::Jacobian => {
                     self.with_cfg(Chunk::Auto, |cfg| t.jacobian_batch(x, &mut value, out, cfg))
                 }
-                Batch::Derivative => t.derivative_batch(x, &mut value, out),
                 Batch::SecondDerivative => {
                     let mut first = vec![0.0; b * m];
                     t.second_derivative_batch(x, &mut value, &mut first, out)
                 }
+                Batch::Value | Batch::Derivative => unreachable!("handled above"),
             };
         }
         let mut scratch = vec![0.0; 2 * SLICE * m.max(1)];
@@ -857,11 +859,10 @@ impl Tape {
             );
             let v = &mut value[..len * m];
             match what {
-                Batch::Value => unreachable!("handled above"),
+                Batch::Value | Batch::Derivative => unreachable!("handled above"),
                 Batch::Jacobian => {
                     self.with_cfg(Chunk::Auto, |cfg| t.jacobian_batch(xs, v, os, cfg))?;
                 }
-                Batch::Derivative => t.derivative_batch(xs, v, os)?,
                 Batch::SecondDerivative => {
                     t.second_derivative_batch(xs, v, &mut first[..len * m], os)?;
                 }

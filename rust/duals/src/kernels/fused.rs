@@ -40,6 +40,10 @@ pub(crate) enum Instr {
     ConstDiv(f64, u32),
     /// A rule of the table with a SIMD body: `(f(a), f'(a) ta)`
     Unary(SimdRule, u32),
+    /// [`Instr::Unary`] whose value no later instruction reads: the tangent `f'(a) ta` alone
+    /// (the same bits), the primal left at zero. For `ln` and `ln_1p` this skips the
+    /// logarithm.
+    UnaryTangent(SimdRule, u32),
 }
 
 /// A straight-line program of one input (register 0, tangent 1) and one output.
@@ -69,7 +73,8 @@ impl Program {
             | Instr::MulConst(a, _)
             | Instr::DivConst(a, _)
             | Instr::ConstDiv(_, a)
-            | Instr::Unary(_, a) => ok(a),
+            | Instr::Unary(_, a)
+            | Instr::UnaryTangent(_, a) => ok(a),
         };
         self.n_regs > 0
             && ok(self.output)
@@ -85,7 +90,9 @@ const GROUP: usize = 1;
 /// Widest vector of any level, in `f64` lanes.
 const MAX_LANES: usize = 8;
 
-/// `out_value[i] = f(x[i])`, `out_derivative[i] = f'(x[i])` for the program `f`, at `level`.
+/// `out_value[i] = f(x[i])` (when asked for), `out_derivative[i] = f'(x[i])` for the program
+/// `f`, at `level`. Without `out_value` the program may leave the output's primal unset (see
+/// [`Instr::UnaryTangent`]).
 ///
 /// # Errors
 /// [`KernelError::PrimalLength`] if an output does not have `x.len()` values,
@@ -97,10 +104,12 @@ pub(crate) fn fused_derivative_with_level(
     level: Level,
     program: &Program,
     x: &[f64],
-    out_value: &mut [f64],
+    out_value: Option<&mut [f64]>,
     out_derivative: &mut [f64],
 ) -> Result<(), KernelError> {
-    check_primal("out_value", out_value.len(), x.len())?;
+    if let Some(v) = &out_value {
+        check_primal("out_value", v.len(), x.len())?;
+    }
     check_primal("out_derivative", out_derivative.len(), x.len())?;
     assert!(program.is_consistent(), "fused program registers");
     run(
@@ -117,7 +126,7 @@ pub(crate) fn fused_derivative_with_level(
 struct Fused<'a> {
     program: &'a Program,
     x: &'a [f64],
-    out_value: &'a mut [f64],
+    out_value: Option<&'a mut [f64]>,
     out_derivative: &'a mut [f64],
 }
 
@@ -143,18 +152,32 @@ impl WithSimd for Fused<'_> {
         let out = program.output as usize;
         let chunk = GROUP * S::F64_LANES;
         let full = x.len() / chunk * chunk;
-        let (xs, vs, ds) = (
+        let (xs, ds) = (
             x[..full].chunks_exact(chunk),
-            out_value[..full].chunks_exact_mut(chunk),
             out_derivative[..full].chunks_exact_mut(chunk),
         );
-        for ((xc, vc), dc) in xs.zip(vs).zip(ds) {
-            let (xv, _) = S::as_simd_f64s(xc);
-            regs[0][0].copy_from_slice(xv);
-            regs[0][1] = [simd.splat_f64s(1.0); GROUP];
-            eval(simd, &program.steps, &mut regs);
-            S::as_mut_simd_f64s(vc).0.copy_from_slice(&regs[out][0]);
-            S::as_mut_simd_f64s(dc).0.copy_from_slice(&regs[out][1]);
+        let mut out_value = out_value;
+        match out_value.as_deref_mut() {
+            Some(out_value) => {
+                let vs = out_value[..full].chunks_exact_mut(chunk);
+                for ((xc, vc), dc) in xs.zip(vs).zip(ds) {
+                    let (xv, _) = S::as_simd_f64s(xc);
+                    regs[0][0].copy_from_slice(xv);
+                    regs[0][1] = [simd.splat_f64s(1.0); GROUP];
+                    eval(simd, &program.steps, &mut regs);
+                    S::as_mut_simd_f64s(vc).0.copy_from_slice(&regs[out][0]);
+                    S::as_mut_simd_f64s(dc).0.copy_from_slice(&regs[out][1]);
+                }
+            }
+            None => {
+                for (xc, dc) in xs.zip(ds) {
+                    let (xv, _) = S::as_simd_f64s(xc);
+                    regs[0][0].copy_from_slice(xv);
+                    regs[0][1] = [simd.splat_f64s(1.0); GROUP];
+                    eval(simd, &program.steps, &mut regs);
+                    S::as_mut_simd_f64s(dc).0.copy_from_slice(&regs[out][1]);
+                }
+            }
         }
         let rest = x.len() - full;
         if rest > 0 {
@@ -166,8 +189,10 @@ impl WithSimd for Fused<'_> {
             regs[0][0].copy_from_slice(xv);
             regs[0][1] = [simd.splat_f64s(1.0); GROUP];
             eval(simd, &program.steps, &mut regs);
-            S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
-            out_value[full..].copy_from_slice(&buf[..rest]);
+            if let Some(out_value) = out_value {
+                S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
+                out_value[full..].copy_from_slice(&buf[..rest]);
+            }
             S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][1]);
             out_derivative[full..].copy_from_slice(&buf[..rest]);
         }
@@ -256,9 +281,33 @@ fn eval<S: Simd>(simd: S, steps: &[(u32, Instr)], regs: &mut [Reg<S>]) {
                     SimdRule::Cos => unary(simd, Cos, r),
                 }
             }
+            Instr::UnaryTangent(rule, a) => {
+                let r = get(a);
+                match rule {
+                    SimdRule::Square => unary_tangent(simd, Square, r),
+                    SimdRule::Recip => unary_tangent(simd, Recip, r),
+                    SimdRule::Sqrt => unary_tangent(simd, Sqrt, r),
+                    SimdRule::Exp => unary_tangent(simd, Exp, r),
+                    SimdRule::ExpM1 => unary_tangent(simd, ExpM1, r),
+                    SimdRule::Ln => unary_tangent(simd, Ln, r),
+                    SimdRule::Ln1p => unary_tangent(simd, Ln1p, r),
+                    SimdRule::Sin => unary_tangent(simd, Sin, r),
+                    SimdRule::Cos => unary_tangent(simd, Cos, r),
+                }
+            }
         };
         regs[dst as usize] = result;
     }
+}
+
+/// `(0, f'(a) ta)` for each vector of the group.
+#[inline(always)]
+fn unary_tangent<S: Simd, F: LaneFn>(simd: S, f: F, [pa, ta]: Reg<S>) -> Reg<S> {
+    let mut r = [[simd.splat_f64s(0.0); GROUP]; 2];
+    for g in 0..GROUP {
+        r[1][g] = simd.mul_f64s(f.second(simd, pa[g]), ta[g]);
+    }
+    r
 }
 
 /// `(f(a), f'(a) ta)` for each vector of the group.

@@ -177,6 +177,14 @@ pub(super) fn map<S: Simd, const N: usize, const READ_OUT: bool>(
 pub(super) trait LaneFn: Copy {
     /// The results for the lanes of `x`.
     fn eval<S: Simd>(self, simd: S, x: S::f64s) -> (S::f64s, S::f64s);
+
+    /// The second result alone (the derivative of a rule), with the same bits as `eval`'s:
+    /// for a caller that does not read the value. Rules whose derivative does not need the
+    /// value (`ln`, `ln_1p`) skip computing it.
+    #[inline(always)]
+    fn second<S: Simd>(self, simd: S, x: S::f64s) -> S::f64s {
+        self.eval(simd, x).1
+    }
 }
 
 /// `(out_a[i], out_b[i]) = f(x[i])` over whole vectors, or `out_a[i]` alone without `out_b`.

@@ -78,6 +78,8 @@ pub(crate) use fused::{fused_derivative_with_level, Instr, Program};
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
 pub(crate) use unary::simd_rule;
+#[cfg(test)]
+pub(crate) use unary::SimdRule;
 pub use unary::{
     unary, unary_inplace, unary_inplace_with_level, unary_rule, unary_rule_with_level,
     unary_with_level,

@@ -469,6 +469,11 @@ impl LaneFn for Ln {
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
         (vmath::ln(simd, a), simd.div_f64s(simd.splat_f64s(1.0), a))
     }
+
+    #[inline(always)]
+    fn second<S: Simd>(self, simd: S, a: S::f64s) -> S::f64s {
+        simd.div_f64s(simd.splat_f64s(1.0), a)
+    }
 }
 
 /// [`crate::rules::ln_1p`]: `(ln(1 + a), 1/(1 + a))`.
@@ -478,6 +483,11 @@ impl LaneFn for Ln1p {
     #[inline(always)]
     fn eval<S: Simd>(self, simd: S, a: S::f64s) -> (S::f64s, S::f64s) {
         vmath::ln_1p(simd, a)
+    }
+
+    #[inline(always)]
+    fn second<S: Simd>(self, simd: S, a: S::f64s) -> S::f64s {
+        vmath::ln_1p_derivative(simd, a)
     }
 }
 

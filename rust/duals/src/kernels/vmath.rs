@@ -713,6 +713,13 @@ pub(super) fn ln_1p<S: Simd>(simd: S, x: S::f64s) -> (S::f64s, S::f64s) {
     (patch(simd, o.not(inside), x, fast, f64::ln_1p), inv)
 }
 
+/// The second result of [`ln_1p`] alone: `1/(1 + x)` with `1 + x` rounded, the same bits.
+#[inline(always)]
+pub(super) fn ln_1p_derivative<S: Simd>(simd: S, x: S::f64s) -> S::f64s {
+    let o = Ops(simd);
+    o.div(o.k(1.0), o.add(o.k(1.0), x))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Trigonometric: sin, cos
 // ---------------------------------------------------------------------------------------------

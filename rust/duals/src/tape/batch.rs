@@ -189,15 +189,42 @@ impl Tape {
         check_len("out_value", b, out_value.len())?;
         check_len("out_derivative", b, out_derivative.len())?;
         let level = kernels::Level::best();
-        match self.fused_program(level) {
+        match self.fused_program(level, true) {
             Some(program) => Ok(kernels::fused_derivative_with_level(
                 level,
                 &program,
                 x,
-                out_value,
+                Some(out_value),
                 out_derivative,
             )?),
-            None => self.derivative_blocks(x, out_value, out_derivative),
+            None => self.derivative_blocks(x, Some(out_value), out_derivative),
+        }
+    }
+
+    /// [`derivative_batch`](Self::derivative_batch) without the values: `f'(x)` at each of `B`
+    /// points, with the same bits. Work that only the value needs is skipped (in the fused
+    /// program, a logarithm whose value nothing reads is not evaluated: the derivative of
+    /// `ln(1 + u)` needs `1 + u` alone).
+    ///
+    /// # Errors
+    /// [`TapeError::NotElementwise`] unless `n = m = 1`, [`TapeError::Length`].
+    pub fn derivative_only_batch(
+        &self,
+        x: &[f64],
+        out_derivative: &mut [f64],
+    ) -> Result<(), TapeError> {
+        self.check_elementwise("derivative_only_batch")?;
+        check_len("out_derivative", x.len(), out_derivative.len())?;
+        let level = kernels::Level::best();
+        match self.fused_program(level, false) {
+            Some(program) => Ok(kernels::fused_derivative_with_level(
+                level,
+                &program,
+                x,
+                None,
+                out_derivative,
+            )?),
+            None => self.derivative_blocks(x, None, out_derivative),
         }
     }
 
@@ -206,7 +233,7 @@ impl Tape {
     fn derivative_blocks(
         &self,
         x: &[f64],
-        out_value: &mut [f64],
+        mut out_value: Option<&mut [f64]>,
         out_derivative: &mut [f64],
     ) -> Result<(), TapeError> {
         let b = x.len();
@@ -224,7 +251,9 @@ impl Tape {
             for step in &self.plan.steps[..self.n_main] {
                 self.kernel_step(step, &mut p, &mut t, w, len)?;
             }
-            out_value[start..start + len].copy_from_slice(&p[out * w..][..len]);
+            if let Some(out_value) = out_value.as_deref_mut() {
+                out_value[start..start + len].copy_from_slice(&p[out * w..][..len]);
+            }
             out_derivative[start..start + len].copy_from_slice(&t[out * w..][..len]);
         }
         Ok(())
@@ -237,7 +266,10 @@ impl Tape {
     /// it as a broadcast constant), negation and the unary rules with a SIMD body. `None` at
     /// [`Level::Scalar`](kernels::Level::Scalar), for any other instruction, for passive
     /// values, and for register files too large to stay in the first-level cache.
-    fn fused_program(&self, level: kernels::Level) -> Option<kernels::Program> {
+    ///
+    /// Without `value` (the output's primal not wanted), a unary rule whose value no later
+    /// instruction reads becomes [`kernels::Instr::UnaryTangent`] (see [`primal_reads`]).
+    fn fused_program(&self, level: kernels::Level, value: bool) -> Option<kernels::Program> {
         use kernels::Instr as I;
         const MAX_REGS: usize = 64;
         let (n, c) = (self.n_inputs, self.consts.len());
@@ -291,6 +323,14 @@ impl Tape {
                 return None;
             }
             steps.push((step.dst, instr));
+        }
+        if !value {
+            let read = primal_reads(&steps, self.plan.n_regs, self.plan.outputs[0]);
+            for ((_, instr), read) in steps.iter_mut().zip(read) {
+                if let (I::Unary(rule, a), false) = (*instr, read) {
+                    *instr = I::UnaryTangent(rule, a);
+                }
+            }
         }
         Some(kernels::Program {
             steps,
@@ -475,9 +515,45 @@ fn konst_reads(instr: &kernels::Instr, konst: &impl Fn(crate::tape::Var) -> Opti
         | I::MulConst(a, _)
         | I::DivConst(a, _)
         | I::ConstDiv(_, a)
-        | I::Unary(_, a) => reads(a),
+        | I::Unary(_, a)
+        | I::UnaryTangent(_, a) => reads(a),
         I::Add(..) | I::Sub(..) | I::Mul(..) | I::Div(..) => false,
     }
+}
+
+/// For each step of a fused program whose output's tangent alone is wanted, whether a later
+/// step reads the primal it writes. Registers are reused, so this walks the steps backwards,
+/// with the registers whose current primal (and tangent) is still to be read: a step's
+/// destination is a fresh value before it, and its operands' primals are read when the
+/// step's primal is read or its tangent needs them (`a * b`, `a / b`, `c / a` and the unary
+/// rules need the operands' primals for the tangent; `+`, `-` and the constant forms do not).
+fn primal_reads(steps: &[(u32, kernels::Instr)], n_regs: usize, output: u32) -> Vec<bool> {
+    use kernels::Instr as I;
+    let (mut primal, mut tangent) = (vec![false; n_regs], vec![false; n_regs]);
+    tangent[output as usize] = true;
+    let mut read = vec![false; steps.len()];
+    for (k, &(dst, instr)) in steps.iter().enumerate().rev() {
+        let d = dst as usize;
+        let (p, t) = (primal[d], tangent[d]);
+        (primal[d], tangent[d]) = (false, false);
+        read[k] = p;
+        let (a, b, tangent_reads_primals) = match instr {
+            I::Add(a, b) | I::Sub(a, b) => (a, Some(b), false),
+            I::Mul(a, b) | I::Div(a, b) => (a, Some(b), true),
+            I::Neg(a)
+            | I::AddConst(a, _)
+            | I::ConstSub(_, a)
+            | I::MulConst(a, _)
+            | I::DivConst(a, _) => (a, None, false),
+            I::ConstDiv(_, a) | I::Unary(_, a) | I::UnaryTangent(_, a) => (a, None, true),
+        };
+        for r in std::iter::once(a).chain(b) {
+            let r = r as usize;
+            primal[r] |= p || (t && tangent_reads_primals);
+            tangent[r] |= t;
+        }
+    }
+    read
 }
 
 #[cfg(test)]
@@ -514,15 +590,77 @@ mod tests {
         if level == kernels::Level::Scalar {
             return;
         }
-        assert!(tape.fused_program(level).is_some());
+        assert!(tape.fused_program(level, true).is_some());
         let x: Vec<f64> = (0..1037).map(|i| -3.0 + 0.007 * f64::from(i)).collect();
         let (mut v, mut d) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         let (mut bv, mut bd) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         tape.derivative_batch(&x, &mut v, &mut d).unwrap();
-        tape.derivative_blocks(&x, &mut bv, &mut bd).unwrap();
+        tape.derivative_blocks(&x, Some(&mut bv), &mut bd).unwrap();
+        let mut only = vec![0.0; x.len()];
+        tape.derivative_only_batch(&x, &mut only).unwrap();
         let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         for k in 0..x.len() {
             assert!(same(v[k], bv[k]) && same(d[k], bd[k]), "at {}", x[k]);
+            assert!(same(only[k], d[k]), "derivative only, at {}", x[k]);
+        }
+    }
+
+    /// Without the value, the logarithm of `sin(x) exp(-x²) + ln(1 + x²)` is not evaluated
+    /// (nothing reads it), the others are (the product's tangent reads them); the derivative
+    /// has the same bits, also where `1 + x²` is 0 or infinite.
+    #[test]
+    fn derivative_only_skips_unread_values() {
+        use crate::rules::UnaryRule as U;
+        use crate::tape::TapeBuilder;
+        let mut b = TapeBuilder::new();
+        let x = b.input(0.3).unwrap();
+        let s = b.unary(U::Sin, x).unwrap();
+        let x2 = b.unary(U::Powi(2), x).unwrap();
+        let m = b.neg(x2).unwrap();
+        let e = b.unary(U::Exp, m).unwrap();
+        let p = b.mul(s, e).unwrap();
+        let l = b.unary(U::Ln1p, x2).unwrap();
+        let y = b.add(p, l).unwrap();
+        b.output(y).unwrap();
+        let tape = b.finish();
+        let level = kernels::Level::best();
+        if level == kernels::Level::Scalar {
+            return;
+        }
+        let kinds = |value: bool| {
+            let program = tape.fused_program(level, value).unwrap();
+            program
+                .steps
+                .iter()
+                .filter_map(|(_, i)| match *i {
+                    kernels::Instr::Unary(r, _) => Some((r, true)),
+                    kernels::Instr::UnaryTangent(r, _) => Some((r, false)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        use kernels::SimdRule as R;
+        assert!(kinds(true).iter().all(|&(_, v)| v));
+        let without = kinds(false);
+        assert!(without.contains(&(R::Ln1p, false)), "{without:?}");
+        assert!(without.contains(&(R::Sin, true)) && without.contains(&(R::Exp, true)));
+        let mut x: Vec<f64> = (0..203).map(|i| -7.0 + 0.07 * f64::from(i)).collect();
+        x.extend([
+            0.0,
+            -0.0,
+            1e-300,
+            1e154,
+            -1e200,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]);
+        let (mut v, mut d, mut only) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
+        tape.derivative_batch(&x, &mut v, &mut d).unwrap();
+        tape.derivative_only_batch(&x, &mut only).unwrap();
+        for k in 0..x.len() {
+            let same = d[k].to_bits() == only[k].to_bits() || (d[k].is_nan() && only[k].is_nan());
+            assert!(same, "at {}: {} vs {}", x[k], d[k], only[k]);
         }
     }
 
