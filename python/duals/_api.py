@@ -203,7 +203,12 @@ def _evaluate(f, p: np.ndarray, t: np.ndarray, seed: Seed, args: tuple, copy: bo
 
     ``copy=False`` hands ``p`` itself to ``f`` (which may modify its argument in place): only
     for a single evaluation on a private copy of the user's input."""
-    return _collected(_call(f, _make(p.copy() if copy else p, t, seed), args), seed)
+    x = _make(p.copy() if copy else p, t, seed)
+    if type(x) is DualArray:
+        # p and t are new arrays nothing else holds: elementwise chains on x may be deferred
+        # and fused (see rust/duals-py/src/lazy.rs).
+        x._own()
+    return _collected(_call(f, x, args), seed)
 
 
 def _result(a, scalar: bool):

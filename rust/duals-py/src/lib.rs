@@ -20,6 +20,7 @@ use duals::rules::{BinaryRule, UnaryRule};
 
 mod dual;
 mod errors;
+mod lazy;
 mod tape;
 
 /// Element count above which the GIL is released during a kernel.
@@ -226,6 +227,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dual::_collect_duals, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy::_lazy_threshold, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;
     m.add_class::<tape::Tape>()?;
     m.add_class::<tape::CompiledCore>()?;
