@@ -76,6 +76,20 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Expressions evaluated fused and replayed (for tests: which path was taken).
+static FUSED: AtomicUsize = AtomicUsize::new(0);
+static REPLAYED: AtomicUsize = AtomicUsize::new(0);
+
+/// `_native._lazy_counts()`: `(fused, replayed)`, the expressions evaluated in one pass and
+/// those replayed through the eager paths so far (private, for tests).
+#[pyfunction]
+pub(crate) fn _lazy_counts() -> (usize, usize) {
+    (
+        FUSED.load(Ordering::Relaxed),
+        REPLAYED.load(Ordering::Relaxed),
+    )
+}
+
 /// `_native._lazy_threshold(n=None)`: the element count from which elementwise operations are
 /// deferred; sets it to `n` if given and returns the previous value (private, for tests).
 #[pyfunction]
@@ -442,8 +456,14 @@ fn evaluate(
     seed: &Py<PyAny>,
 ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
     match fused(py, root, shape)? {
-        Some(parts) => Ok(parts),
-        None => replay(py, root, seed),
+        Some(parts) => {
+            FUSED.fetch_add(1, Ordering::Relaxed);
+            Ok(parts)
+        }
+        None => {
+            REPLAYED.fetch_add(1, Ordering::Relaxed);
+            replay(py, root, seed)
+        }
     }
 }
 
