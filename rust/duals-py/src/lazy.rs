@@ -398,7 +398,7 @@ pub(crate) fn neg<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    unary_node(py, x, |a| Kind::Neg(a))
+    unary_node(py, x, Kind::Neg)
 }
 
 /// `rule(x)` (a NumPy ufunc of the table) as a pending array, or `None` (no SIMD body, not a

@@ -832,6 +832,10 @@ fn simd_level_is_used_where_the_cpu_has_it() {
 // Fused expressions of several inputs
 // ---------------------------------------------------------------------------------------------
 
+/// A binary array kernel run with a given level (`kernels::add_with_level`, ...).
+type BinaryKernel =
+    fn(Level, Operand<'_>, Operand<'_>, usize, &mut [f64], &mut [f64]) -> Result<(), KernelError>;
+
 /// Same bits, or both NaN (the sign and payload of a NaN are not specified).
 fn same_bits(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
@@ -885,16 +889,7 @@ fn fusion_of_two_inputs_matches_the_array_kernels() {
                 kernels::unary_rule_with_level(level, rule, p, t, 1, &mut op, &mut ot).unwrap();
                 (leak(op), leak(ot))
             };
-            let bin = |kernel: fn(
-                Level,
-                Operand<'_>,
-                Operand<'_>,
-                usize,
-                &mut [f64],
-                &mut [f64],
-            ) -> Result<(), KernelError>,
-                       a: Operand<'static>,
-                       b: Operand<'static>| {
+            let bin = |kernel: BinaryKernel, a: Operand<'static>, b: Operand<'static>| {
                 let (mut op, mut ot) = new();
                 kernel(level, a, b, 1, &mut op, &mut ot).unwrap();
                 (leak(op), leak(ot))

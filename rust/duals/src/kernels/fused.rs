@@ -335,7 +335,11 @@ impl Fusion {
     /// Input `i`, or `None` if `i >= n_inputs`.
     #[must_use]
     pub fn input(&self, i: usize) -> Option<FusedVar> {
-        (i < self.n_inputs).then(|| FusedVar(i as u32))
+        if i < self.n_inputs {
+            u32::try_from(i).ok().map(FusedVar)
+        } else {
+            None
+        }
     }
 
     /// Number of instructions.
