@@ -1052,7 +1052,31 @@ pub struct DualArrayBase {
 #[derive(Debug)]
 enum Storage {
     Ready(Py<PyAny>, Py<PyAny>),
+    /// The variable of a derivative: a primal and one tangent row of ones, made when first
+    /// needed (a pending expression reads no stream of ones: see `unit_tangent`).
+    Unit(Py<PyAny>, OnceLock<Py<PyAny>>),
     Pending(Arc<Lazy>),
+}
+
+/// The primal of a new `Storage::Unit` array, handed to `_DualArrayBase.__new__`.
+#[pyclass(frozen)]
+struct UnitHandle(Py<PyAny>);
+
+/// ``_unit_tangent_array(primal, seed)``: a ``DualArray`` of a C-ordered float64 primal (not
+/// 0-d) whose tangent ``(1, *S)`` is ones, made when first needed; ``derivative``'s input.
+#[pyfunction]
+pub(crate) fn _unit_tangent_array<'py>(
+    py: Python<'py>,
+    primal: &Bound<'py, PyArrayDyn<f64>>,
+    seed: Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if primal.ndim() == 0 || !primal.is_c_contiguous() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "_unit_tangent_array needs a C-ordered array of at least one dimension",
+        ));
+    }
+    let handle = Bound::new(py, UnitHandle(primal.clone().into_any().unbind()))?;
+    instantiate(py, handle.into_any(), py.None().into_bound(py), &seed)
 }
 
 impl DualArrayBase {
@@ -1073,6 +1097,18 @@ impl DualArrayBase {
     pub(crate) fn parts(&self, py: Python<'_>) -> PyResult<(&Py<PyAny>, &Py<PyAny>)> {
         match &self.storage {
             Storage::Ready(p, t) => Ok((p, t)),
+            Storage::Unit(p, t) => {
+                if t.get().is_none() {
+                    let shape = p.bind(py).cast::<numpy::PyUntypedArray>()?.shape().to_vec();
+                    let mut ones = Fresh::new(py, std::iter::once(1).chain(shape).collect());
+                    ones.data().fill(1.0);
+                    drop(t.set(ones.array().into_any().unbind()));
+                }
+                let t = t.get().ok_or_else(|| {
+                    pyo3::exceptions::PyRuntimeError::new_err("duals: lost unit tangent")
+                })?;
+                Ok((p, t))
+            }
             Storage::Pending(lazy) => lazy.force(py),
         }
     }
@@ -1120,11 +1156,20 @@ impl DualArrayBase {
     pub(crate) fn shape_vec(&self, py: Python<'_>) -> Option<Vec<usize>> {
         match &self.storage {
             Storage::Pending(lazy) => Some(lazy.shape().to_vec()),
-            Storage::Ready(p, _) => p
+            Storage::Ready(p, _) | Storage::Unit(p, _) => p
                 .bind(py)
                 .cast::<numpy::PyUntypedArray>()
                 .ok()
                 .map(|a| a.shape().to_vec()),
+        }
+    }
+
+    /// The primal, if the tangent is a row of ones not made yet (read as 1 by a pending
+    /// expression).
+    pub(crate) fn unit_tangent(&self) -> Option<&Py<PyAny>> {
+        match &self.storage {
+            Storage::Unit(p, t) if t.get().is_none() => Some(p),
+            _ => None,
         }
     }
 
@@ -1152,6 +1197,16 @@ impl DualArrayBase {
         if let Ok(handle) = primal.bind(py).cast::<lazy::PendingHandle>() {
             return Self::pending(handle.get().0.clone(), seed);
         }
+        if let Ok(handle) = primal.bind(py).cast::<UnitHandle>() {
+            return DualArrayBase {
+                storage: Storage::Unit(handle.get().0.clone_ref(py), OnceLock::new()),
+                s: seed,
+                layout: OnceLock::new(),
+                private: AtomicBool::new(false),
+                leaf: AtomicBool::new(false),
+                pins: AtomicUsize::new(0),
+            };
+        }
         DualArrayBase {
             storage: Storage::Ready(primal, tangent),
             s: seed,
@@ -1178,7 +1233,7 @@ impl DualArrayBase {
     /// ``_own()``: the drivers' promise that nothing else holds this array's primal and tangent
     /// arrays (new copies made for one evaluation), so that pending expressions may read them.
     fn _own(&self) {
-        if matches!(self.storage, Storage::Ready(..)) {
+        if matches!(self.storage, Storage::Ready(..) | Storage::Unit(..)) {
             self.private.store(true, Ordering::Release);
         }
     }

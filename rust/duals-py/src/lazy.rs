@@ -280,14 +280,20 @@ fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Oper
     if !a.is_private() {
         return Ok(None);
     }
-    let (p, t) = a.parts(py)?;
     let c_order = |x: &Py<PyAny>, len: usize| {
         x.bind(py)
             .cast_exact::<PyArrayDyn<f64>>()
             .is_ok_and(|x| x.is_c_contiguous() && x.is_aligned() && x.len() == len)
     };
     let n = shape.iter().product();
-    if !(c_order(p, n) && c_order(t, n)) {
+    let ok = match a.unit_tangent() {
+        Some(p) => c_order(p, n),
+        None => {
+            let (p, t) = a.parts(py)?;
+            c_order(p, n) && c_order(t, n)
+        }
+    };
+    if !ok {
         return Ok(None);
     }
     a.mark_leaf();
@@ -564,25 +570,37 @@ fn fused(
     let n: usize = shape.iter().product();
     // The inputs' memory, read in place: private arrays, which nothing writes while they are
     // pinned (see the module documentation).
+    // (A tangent of ones not made yet is read as 1: `None`.)
     let mut arrays = Vec::with_capacity(leaves.len());
     for leaf in &leaves {
-        let (p, t) = leaf.get().parts(py)?;
-        let (Ok(p), Ok(t)) = (
-            p.bind(py).cast_exact::<PyArrayDyn<f64>>(),
-            t.bind(py).cast_exact::<PyArrayDyn<f64>>(),
-        ) else {
+        let leaf = leaf.get();
+        let (p, t) = match leaf.unit_tangent() {
+            Some(p) => (p, None),
+            None => leaf.parts(py).map(|(p, t)| (p, Some(t)))?,
+        };
+        let array = |x: &Py<PyAny>| x.bind(py).cast_exact::<PyArrayDyn<f64>>().ok().cloned();
+        let p = array(p);
+        let t = t.map(array);
+        let (Some(p), true) = (p, t.as_ref().is_none_or(Option::is_some)) else {
             return Ok(None);
         };
-        arrays.push((p.clone(), t.clone()));
+        arrays.push((p, t.flatten()));
     }
     let mut slices = Vec::with_capacity(arrays.len());
     for (p, t) in &arrays {
-        match (dual::elements(p), dual::elements(t)) {
-            (Some(p), Some(t)) if p.len() == n && t.len() == n => slices.push((p, t)),
+        let p = match dual::elements(p) {
+            Some(p) if p.len() == n => p,
             _ => return Ok(None),
-        }
+        };
+        let t = match t.as_ref().map(dual::elements) {
+            None => None,
+            Some(Some(t)) if t.len() == n => Some(t),
+            Some(_) => return Ok(None),
+        };
+        slices.push((p, t));
     }
-    let inputs: Vec<(&[f64], &[f64])> = slices.iter().map(|(p, t)| (&**p, &**t)).collect();
+    let inputs: Vec<(&[f64], Option<&[f64]>)> =
+        slices.iter().map(|(p, t)| (&**p, t.as_deref())).collect();
     let tshape: Vec<usize> = std::iter::once(1).chain(shape.iter().copied()).collect();
     let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
     let finite = {
@@ -616,7 +634,7 @@ fn fused(
 fn split(
     f: &Fusion,
     out: FusedVar,
-    inputs: &[(&[f64], &[f64])],
+    inputs: &[(&[f64], Option<&[f64]>)],
     out_p: &mut [f64],
     out_t: &mut [f64],
 ) -> Result<bool, kernels::KernelError> {
@@ -624,14 +642,15 @@ fn split(
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
     let n = out_p.len();
     let parts = (n / POINTS_PER_THREAD).clamp(1, cpus.min(8));
-    if parts < 2 || out_t.len() != n || inputs.iter().any(|(p, t)| p.len() != n || t.len() != n) {
+    let wrong = |(p, t): &(&[f64], Option<&[f64]>)| p.len() != n || t.is_some_and(|t| t.len() != n);
+    if parts < 2 || out_t.len() != n || inputs.iter().any(wrong) {
         return f.eval(out, inputs, out_p, out_t);
     }
     let per = n.div_ceil(parts).next_multiple_of(8);
-    let share = |start: usize, len: usize| -> Vec<(&[f64], &[f64])> {
+    let share = |start: usize, len: usize| -> Vec<(&[f64], Option<&[f64]>)> {
         inputs
             .iter()
-            .map(|(p, t)| (&p[start..start + len], &t[start..start + len]))
+            .map(|(p, t)| (&p[start..start + len], t.map(|t| &t[start..start + len])))
             .collect()
     };
     std::thread::scope(|scope| {

@@ -229,6 +229,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
     m.add_function(wrap_pyfunction!(lazy::_lazy_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(lazy::_lazy_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(dual::_unit_tangent_array, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;
     m.add_class::<tape::Tape>()?;
     m.add_class::<tape::CompiledCore>()?;

@@ -952,7 +952,13 @@ fn fusion_of_two_inputs_matches_the_array_kernels() {
             let out = f.sub_const(t7, 0.25);
             let (mut gp, mut gt) = new();
             let finite = f
-                .eval_with_level(level, out, &[(xp, xt), (yp, yt)], &mut gp, &mut gt)
+                .eval_with_level(
+                    level,
+                    out,
+                    &[(xp, Some(xt)), (yp, Some(yt))],
+                    &mut gp,
+                    &mut gt,
+                )
                 .unwrap();
             for i in 0..n {
                 assert!(
@@ -993,7 +999,7 @@ fn fusion_reports_non_finite_arithmetic() {
             let (mut p, mut t) = (vec![0.0; n], vec![0.0; n]);
             let ones = vec![1.0; n];
             assert!(f
-                .eval_with_level(level, out, &[(&ones, &ones)], &mut p, &mut t)
+                .eval_with_level(level, out, &[(&ones, None)], &mut p, &mut t)
                 .unwrap());
             // exp(x) * 0 at one x = 1000 (an infinite product input): not finite.
             for bad in [0, n - 1] {
@@ -1005,7 +1011,7 @@ fn fusion_reports_non_finite_arithmetic() {
                 let mut xs = vec![1.0; n];
                 xs[bad] = 1000.0;
                 assert!(!g
-                    .eval_with_level(level, out, &[(&xs, &ones)], &mut p, &mut t)
+                    .eval_with_level(level, out, &[(&xs, Some(&ones))], &mut p, &mut t)
                     .unwrap());
             }
         }
@@ -1019,7 +1025,7 @@ fn fusion_rejects_foreign_arguments() {
     assert!(f.input(2).is_none());
     let (mut p, mut t) = (vec![0.0; 3], vec![0.0; 3]);
     let v = [1.0; 3];
-    let err = f.eval(x, &[(&v, &v)], &mut p, &mut t).unwrap_err();
+    let err = f.eval(x, &[(&v, Some(&v))], &mut p, &mut t).unwrap_err();
     assert!(matches!(
         err,
         KernelError::FusedArguments {
@@ -1028,7 +1034,7 @@ fn fusion_rejects_foreign_arguments() {
         }
     ));
     let err = f
-        .eval(x, &[(&v, &v), (&v[..2], &v)], &mut p, &mut t)
+        .eval(x, &[(&v, None), (&v[..2], Some(&v))], &mut p, &mut t)
         .unwrap_err();
     assert!(matches!(err, KernelError::PrimalLength { .. }));
     let mut g = kernels::Fusion::new(1);
@@ -1038,5 +1044,37 @@ fn fusion_rejects_foreign_arguments() {
     let mut small = kernels::Fusion::new(1);
     let sx = small.input(0).unwrap();
     let _ = small.mul(sx, h); // a register of another expression
-    assert!(small.eval(h, &[(&v, &v)], &mut p, &mut t).is_err());
+    assert!(small.eval(h, &[(&v, None)], &mut p, &mut t).is_err());
+}
+
+/// A tangent given as `None` is 1 at every point: the same results as a stream of ones.
+#[test]
+fn fusion_unit_tangent_is_a_stream_of_ones() {
+    use duals::rules::UnaryRule as U;
+    let mut f = kernels::Fusion::new(2);
+    let (x, y) = (f.input(0).unwrap(), f.input(1).unwrap());
+    let s = f.unary(U::Sin, x).unwrap();
+    let xy = f.mul(x, y);
+    let e = f.unary(U::Exp, xy).unwrap();
+    let out = f.div(s, e);
+    for n in [1usize, 7, 8, 9, 100] {
+        let (xs, ys) = (awkward(n, 5), awkward(n, 6));
+        let (ones, yt) = (vec![1.0; n], awkward(n, 7));
+        let (mut a, mut at) = (vec![0.0; n], vec![0.0; n]);
+        let (mut b, mut bt) = (vec![0.0; n], vec![0.0; n]);
+        let fa = f.eval(out, &[(&xs, None), (&ys, Some(&yt))], &mut a, &mut at);
+        let fb = f.eval(
+            out,
+            &[(&xs, Some(&ones)), (&ys, Some(&yt))],
+            &mut b,
+            &mut bt,
+        );
+        assert_eq!(fa.unwrap(), fb.unwrap());
+        for i in 0..n {
+            assert!(
+                same_bits(a[i], b[i]) && same_bits(at[i], bt[i]),
+                "n = {n} at {i}"
+            );
+        }
+    }
 }

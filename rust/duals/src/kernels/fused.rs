@@ -308,7 +308,7 @@ pub struct FusedVar(u32);
 /// let out = f.add_const(p, 2.0);
 /// let (xp, xt, yp, yt) = ([0.5; 9], [1.0; 9], [3.0; 9], [0.0; 9]);
 /// let (mut vp, mut vt) = ([0.0; 9], [0.0; 9]);
-/// let finite = f.eval(out, &[(&xp, &xt), (&yp, &yt)], &mut vp, &mut vt).unwrap();
+/// let finite = f.eval(out, &[(&xp, Some(&xt)), (&yp, Some(&yt))], &mut vp, &mut vt).unwrap();
 /// assert!(finite);
 /// assert!((vt[8] - 0.5_f64.cos() * 3.0).abs() < 1e-15);
 /// ```
@@ -451,7 +451,8 @@ impl Fusion {
 
     /// The expression with `out` as its output, on every point of the inputs: `out_p[i]` and
     /// `out_t[i]` are the primal and tangent of `out` at point `i`, where input `j` has primal
-    /// `inputs[j].0[i]` and tangent `inputs[j].1[i]`.
+    /// `inputs[j].0[i]` and tangent `inputs[j].1[i]`, or tangent 1 where that is `None` (the
+    /// variable of a derivative, without a stream of ones to read).
     ///
     /// Returns whether the primals of every `+ - * /` result were finite at every point.
     ///
@@ -462,7 +463,7 @@ impl Fusion {
     pub fn eval(
         &self,
         out: FusedVar,
-        inputs: &[(&[f64], &[f64])],
+        inputs: &[(&[f64], Option<&[f64]>)],
         out_p: &mut [f64],
         out_t: &mut [f64],
     ) -> Result<bool, KernelError> {
@@ -478,7 +479,7 @@ impl Fusion {
         &self,
         level: Level,
         out: FusedVar,
-        inputs: &[(&[f64], &[f64])],
+        inputs: &[(&[f64], Option<&[f64]>)],
         out_p: &mut [f64],
         out_t: &mut [f64],
     ) -> Result<bool, KernelError> {
@@ -486,7 +487,9 @@ impl Fusion {
         check_primal("out_t", out_t.len(), n)?;
         for (p, t) in inputs {
             check_primal("input primal", p.len(), n)?;
-            check_primal("input tangent", t.len(), n)?;
+            if let Some(t) = t {
+                check_primal("input tangent", t.len(), n)?;
+            }
         }
         if inputs.len() != self.n_inputs || !self.is_consistent(out) {
             return Err(KernelError::FusedArguments {
@@ -510,7 +513,7 @@ impl Fusion {
 struct FusedMany<'a> {
     fusion: &'a Fusion,
     out: usize,
-    inputs: &'a [(&'a [f64], &'a [f64])],
+    inputs: &'a [(&'a [f64], Option<&'a [f64]>)],
     out_p: &'a mut [f64],
     out_t: &'a mut [f64],
 }
@@ -527,7 +530,7 @@ impl WithSimd for FusedMany<'_> {
             out_p,
             out_t,
         } = self;
-        let zero = simd.splat_f64s(0.0);
+        let (zero, one) = (simd.splat_f64s(0.0), simd.splat_f64s(1.0));
         let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; fusion.n_inputs + fusion.steps.len()];
         let lanes = GROUP * S::F64_LANES;
         let n = out_p.len();
@@ -539,7 +542,10 @@ impl WithSimd for FusedMany<'_> {
         while start < full {
             for (reg, (p, t)) in regs.iter_mut().zip(inputs) {
                 reg[0].copy_from_slice(S::as_simd_f64s(&p[start..start + lanes]).0);
-                reg[1].copy_from_slice(S::as_simd_f64s(&t[start..start + lanes]).0);
+                match t {
+                    Some(t) => reg[1].copy_from_slice(S::as_simd_f64s(&t[start..start + lanes]).0),
+                    None => reg[1] = [one; GROUP],
+                }
             }
             eval(simd, &fusion.steps, &mut regs);
             for &r in &fusion.checked {
@@ -565,10 +571,15 @@ impl WithSimd for FusedMany<'_> {
         if rest > 0 {
             // The last points, padded with zeros whose results are dropped (and not checked).
             for (reg, (p, t)) in regs.iter_mut().zip(inputs) {
-                for (k, src) in [p, t].into_iter().enumerate() {
-                    buf.fill(0.0);
-                    buf[..rest].copy_from_slice(&src[full..]);
-                    reg[k].copy_from_slice(S::as_simd_f64s(buf).0);
+                for (k, src) in [Some(*p), *t].into_iter().enumerate() {
+                    match src {
+                        Some(src) => {
+                            buf.fill(0.0);
+                            buf[..rest].copy_from_slice(&src[full..]);
+                            reg[k].copy_from_slice(S::as_simd_f64s(buf).0);
+                        }
+                        None => reg[k] = [one; GROUP],
+                    }
                 }
             }
             eval(simd, &fusion.steps, &mut regs);
