@@ -427,3 +427,49 @@ def test_pending_arrays_shared_between_threads():
         want = bump(X)
     for p, t in results.values():
         assert same_bits(p, want.primal) and same_bits(t, want.tangent)
+
+
+# ------------------------------------------------------------------------------------------------
+# derivative's input and output
+# ------------------------------------------------------------------------------------------------
+
+
+def f_reads_input_tangent(x):
+    y = np.sin(x) * x
+    t = x.tangent  # the row of ones, made now
+    assert t.shape == (1,) + x.shape and np.all(t == 1.0)
+    t[0, 1] = 2.0
+    return y + np.cos(x)
+
+
+def f_writes_input(x):
+    y = np.exp(x) / 3.0
+    x[0] = y[1]
+    return y * x
+
+
+STASH = []
+
+
+def f_stashes_output(x):
+    y = bump(x) * 2.0
+    STASH.append(y)
+    return y
+
+
+@pytest.mark.parametrize("f", [f_reads_input_tangent, f_writes_input, f_stashes_output, bump])
+@pytest.mark.parametrize("n", [5, 1037])
+def test_derivative_input_and_output_paths(f, n):
+    x = finite_awkward(n, 2)
+    STASH.clear()
+    fused, eager = both(lambda: duals.derivative(f, x))
+    assert same_bits(fused, eager)
+    if STASH:
+        # the output, evaluated for the derivative without its primal, is still whole
+        with threshold(1):
+            duals.derivative(f, x)
+        (y,) = STASH[-1:]
+        assert y._pending
+        with threshold(EAGER), np.errstate(all="ignore"):
+            want = bump(DualArray(x, np.ones_like(x))) * 2.0
+        assert same_bits(y.primal, want.primal) and same_bits(y.tangent, want.tangent)

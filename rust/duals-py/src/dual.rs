@@ -1238,6 +1238,18 @@ impl DualArrayBase {
         }
     }
 
+    /// ``_tangent_only()``: the tangent ``(1, *S)`` of a pending array evaluated without its
+    /// primal, which nothing then needs (``derivative``'s output), the array staying pending; the
+    /// tangent ``_t`` of any other array.
+    fn _tangent_only(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(lazy) = self.lazy() {
+            if let Some(t) = lazy.tangent_only(py)? {
+                return Ok(t);
+            }
+        }
+        self._t(py)
+    }
+
     /// Whether the array is pending: its elementwise expression not evaluated yet (private, for
     /// tests).
     #[getter]

@@ -185,6 +185,22 @@ impl Lazy {
             .clone()
     }
 
+    /// The tangent `(1, *S)` alone, evaluated fused without writing the primal (which is not
+    /// kept: the array stays pending), or `None` (evaluated or not fused: use [`Lazy::force`]).
+    pub(crate) fn tangent_only(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if self.result.get().is_some() {
+            return Ok(None);
+        }
+        let Some(node) = self.node() else {
+            return Ok(None);
+        };
+        let t = fused(py, &node, &self.shape, false)?.map(|(_, t)| t);
+        if t.is_some() {
+            FUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(t)
+    }
+
     /// The arrays, evaluating the expression the first time.
     pub(crate) fn force(&self, py: Python<'_>) -> PyResult<(&Py<PyAny>, &Py<PyAny>)> {
         if let Some((p, t)) = self.result.get() {
@@ -461,12 +477,12 @@ fn evaluate(
     shape: &[usize],
     seed: &Py<PyAny>,
 ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-    match fused(py, root, shape)? {
-        Some(parts) => {
+    match fused(py, root, shape, true)? {
+        Some((Some(p), t)) => {
             FUSED.fetch_add(1, Ordering::Relaxed);
-            Ok(parts)
+            Ok((p, t))
         }
-        None => {
+        _ => {
             REPLAYED.fetch_add(1, Ordering::Relaxed);
             replay(py, root, seed)
         }
@@ -515,7 +531,8 @@ fn fused(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
-) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
+    primal: bool,
+) -> PyResult<Option<(Option<Py<PyAny>>, Py<PyAny>)>> {
     let order = post_order(root);
     // The inputs, each array once.
     let mut index: HashMap<*mut pyo3::ffi::PyObject, usize> = HashMap::new();
@@ -602,7 +619,8 @@ fn fused(
     let inputs: Vec<(&[f64], Option<&[f64]>)> =
         slices.iter().map(|(p, t)| (&**p, t.as_deref())).collect();
     let tshape: Vec<usize> = std::iter::once(1).chain(shape.iter().copied()).collect();
-    let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
+    let mut out_p = primal.then(|| Fresh::new(py, shape.to_vec()));
+    let mut out_t = Fresh::new(py, tshape);
     let finite = {
         let pins = Pinned(
             leaves
@@ -614,7 +632,7 @@ fn fused(
                 })
                 .collect(),
         );
-        let (op, ot) = (out_p.data(), out_t.data());
+        let (op, ot) = (out_p.as_mut().map(Fresh::data), out_t.data());
         let done = py.detach(|| split(&f, out, &inputs, op, ot));
         drop(pins);
         done.map_err(errors::kernel)?
@@ -623,7 +641,7 @@ fn fused(
         return Ok(None);
     }
     Ok(Some((
-        out_p.array().into_any().unbind(),
+        out_p.map(|p| p.array().into_any().unbind()),
         out_t.array().into_any().unbind(),
     )))
 }
@@ -635,16 +653,20 @@ fn split(
     f: &Fusion,
     out: FusedVar,
     inputs: &[(&[f64], Option<&[f64]>)],
-    out_p: &mut [f64],
+    out_p: Option<&mut [f64]>,
     out_t: &mut [f64],
 ) -> Result<bool, kernels::KernelError> {
     static CPUS: OnceLock<usize> = OnceLock::new();
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
-    let n = out_p.len();
+    let eval = |ins: &[(&[f64], Option<&[f64]>)], p: Option<&mut [f64]>, t: &mut [f64]| match p {
+        Some(p) => f.eval(out, ins, p, t),
+        None => f.eval_tangent(out, ins, t),
+    };
+    let n = out_t.len();
     let parts = (n / POINTS_PER_THREAD).clamp(1, cpus.min(8));
     let wrong = |(p, t): &(&[f64], Option<&[f64]>)| p.len() != n || t.is_some_and(|t| t.len() != n);
-    if parts < 2 || out_t.len() != n || inputs.iter().any(wrong) {
-        return f.eval(out, inputs, out_p, out_t);
+    if parts < 2 || out_p.as_ref().is_some_and(|p| p.len() != n) || inputs.iter().any(wrong) {
+        return eval(inputs, out_p, out_t);
     }
     let per = n.div_ceil(parts).next_multiple_of(8);
     let share = |start: usize, len: usize| -> Vec<(&[f64], Option<&[f64]>)> {
@@ -653,17 +675,21 @@ fn split(
             .map(|(p, t)| (&p[start..start + len], t.map(|t| &t[start..start + len])))
             .collect()
     };
+    let p_shares: Vec<Option<&mut [f64]>> = match out_p {
+        Some(p) => p.chunks_mut(per).map(Some).collect(),
+        None => (0..n.div_ceil(per)).map(|_| None).collect(),
+    };
     std::thread::scope(|scope| {
-        let mut shares = out_p.chunks_mut(per).zip(out_t.chunks_mut(per)).enumerate();
+        let mut shares = p_shares.into_iter().zip(out_t.chunks_mut(per)).enumerate();
         let first = shares.next();
         let handles: Vec<_> = shares
             .map(|(i, (p, t))| {
-                let ins = share(i * per, p.len());
-                scope.spawn(move || f.eval(out, &ins, p, t))
+                let ins = share(i * per, t.len());
+                scope.spawn(move || eval(&ins, p, t))
             })
             .collect();
         let mut finite = match first {
-            Some((_, (p, t))) => f.eval(out, &share(0, p.len()), p, t),
+            Some((_, (p, t))) => eval(&share(0, t.len()), p, t),
             None => Ok(true),
         };
         for h in handles {

@@ -1047,7 +1047,8 @@ fn fusion_rejects_foreign_arguments() {
     assert!(small.eval(h, &[(&v, None)], &mut p, &mut t).is_err());
 }
 
-/// A tangent given as `None` is 1 at every point: the same results as a stream of ones.
+/// A tangent given as `None` is 1 at every point: the same results as a stream of ones; and
+/// `eval_tangent` gives the tangents of `eval`.
 #[test]
 fn fusion_unit_tangent_is_a_stream_of_ones() {
     use duals::rules::UnaryRule as U;
@@ -1069,8 +1070,13 @@ fn fusion_unit_tangent_is_a_stream_of_ones() {
             &mut b,
             &mut bt,
         );
-        assert_eq!(fa.unwrap(), fb.unwrap());
+        let mut ct = vec![0.0; n];
+        let fc = f.eval_tangent(out, &[(&xs, None), (&ys, Some(&yt))], &mut ct);
+        let fa = fa.unwrap();
+        assert_eq!(fa, fb.unwrap());
+        assert_eq!(fa, fc.unwrap());
         for i in 0..n {
+            assert!(same_bits(at[i], ct[i]), "n = {n} at {i}");
             assert!(
                 same_bits(a[i], b[i]) && same_bits(at[i], bt[i]),
                 "n = {n} at {i}"

@@ -483,8 +483,48 @@ impl Fusion {
         out_p: &mut [f64],
         out_t: &mut [f64],
     ) -> Result<bool, KernelError> {
-        let n = out_p.len();
-        check_primal("out_t", out_t.len(), n)?;
+        check_primal("out_t", out_t.len(), out_p.len())?;
+        self.run(level, out, inputs, Some(out_p), out_t)
+    }
+
+    /// [`Fusion::eval`] without the primal of the output: `out_t[i]` only (the derivative; the
+    /// primals of the intermediates are computed all the same, in registers).
+    ///
+    /// # Errors
+    /// As [`Fusion::eval`].
+    pub fn eval_tangent(
+        &self,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.eval_tangent_with_level(Level::best(), out, inputs, out_t)
+    }
+
+    /// [`Fusion::eval_tangent`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_with_level`].
+    pub fn eval_tangent_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.run(level, out, inputs, None, out_t)
+    }
+
+    /// The checks of [`Fusion::eval_with_level`] (`n = out_t.len()`), then the pass.
+    fn run(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_p: Option<&mut [f64]>,
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        let n = out_t.len();
         for (p, t) in inputs {
             check_primal("input primal", p.len(), n)?;
             if let Some(t) = t {
@@ -514,7 +554,7 @@ struct FusedMany<'a> {
     fusion: &'a Fusion,
     out: usize,
     inputs: &'a [(&'a [f64], Option<&'a [f64]>)],
-    out_p: &'a mut [f64],
+    out_p: Option<&'a mut [f64]>,
     out_t: &'a mut [f64],
 }
 
@@ -527,13 +567,13 @@ impl WithSimd for FusedMany<'_> {
             fusion,
             out,
             inputs,
-            out_p,
+            mut out_p,
             out_t,
         } = self;
         let (zero, one) = (simd.splat_f64s(0.0), simd.splat_f64s(1.0));
         let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; fusion.n_inputs + fusion.steps.len()];
         let lanes = GROUP * S::F64_LANES;
-        let n = out_p.len();
+        let n = out_t.len();
         let full = n / lanes * lanes;
         // `p * 0` is zero for a finite `p` and NaN otherwise: the sum stays zero while every
         // checked primal is finite.
@@ -553,11 +593,11 @@ impl WithSimd for FusedMany<'_> {
                     bad = simd.mul_add_e_f64s(p, zero, bad);
                 }
             }
-            let (vo, to) = (
-                &mut out_p[start..start + lanes],
-                &mut out_t[start..start + lanes],
-            );
-            S::as_mut_simd_f64s(vo).0.copy_from_slice(&regs[out][0]);
+            if let Some(out_p) = out_p.as_deref_mut() {
+                let vo = &mut out_p[start..start + lanes];
+                S::as_mut_simd_f64s(vo).0.copy_from_slice(&regs[out][0]);
+            }
+            let to = &mut out_t[start..start + lanes];
             S::as_mut_simd_f64s(to).0.copy_from_slice(&regs[out][1]);
             start += lanes;
         }
@@ -589,8 +629,10 @@ impl WithSimd for FusedMany<'_> {
                     .copy_from_slice(&regs[r as usize][0]);
                 finite &= buf[..rest].iter().all(|v| v.is_finite());
             }
-            S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
-            out_p[full..].copy_from_slice(&buf[..rest]);
+            if let Some(out_p) = out_p {
+                S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
+                out_p[full..].copy_from_slice(&buf[..rest]);
+            }
             S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][1]);
             out_t[full..].copy_from_slice(&buf[..rest]);
         }
