@@ -1905,11 +1905,11 @@ fn array_ufunc<'py>(
     let Some(i) = ops.iter().position(|u| u.is(ufunc)) else {
         // A rule of the table with a SIMD body on a large array: pending (see `crate::lazy`);
         // everything else the Python implementation.
-        if inputs.len() == 1 && lazy::enabled() {
+        if inputs.len() == 1 && lazy::candidate(py, &inputs.get_item(0)?)? {
             let name = ufunc.getattr(intern!(py, "__name__"))?;
             let name = name.cast::<PyString>()?.to_str()?;
             let x = inputs.get_item(0)?;
-            if name == "square" && x.is_instance_of::<DualArrayBase>() {
+            if name == "square" {
                 // `duals._ufuncs._square`: `x * x`
                 return array_binary(py, &x, &x, Op::Mul);
             }

@@ -110,6 +110,24 @@ pub(crate) fn enabled() -> bool {
         && !REPLAYING.try_with(std::cell::Cell::get).unwrap_or(true)
 }
 
+/// Whether an operation on `x` may be deferred: deferring is enabled, and `x` is a DualArray of
+/// a first-order seed with one tangent row and at least the threshold of elements (a cheap test
+/// before the ufunc's name is looked up).
+pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let Ok(x) = x.cast::<DualArrayBase>() else {
+        return Ok(false);
+    };
+    if !enabled() {
+        return Ok(false);
+    }
+    let a = x.get();
+    let layout = a.layout(py)?;
+    Ok(layout.first_order()
+        && layout.rows() == 1
+        && a.shape_vec(py)
+            .is_some_and(|s| s.iter().product::<usize>() >= THRESHOLD.load(Ordering::Relaxed)))
+}
+
 // ------------------------------------------------------------------------------------------------
 // Expressions
 // ------------------------------------------------------------------------------------------------
@@ -524,15 +542,18 @@ impl Drop for Pinned<'_> {
     }
 }
 
+/// The primal (if asked for) and tangent arrays of a fused evaluation.
+type Evaluated = (Option<Py<PyAny>>, Py<PyAny>);
+
 /// The expression as one [`Fusion`] over its input arrays, in one pass with the thread
-/// detached; `None` if a `+ - * /` result is not finite somewhere (or an input is not as
-/// expected), where the eager paths must run.
+/// detached (the primal of the result only if `primal`); `None` if a `+ - * /` result is not
+/// finite somewhere (or an input is not as expected), where the eager paths must run.
 fn fused(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
     primal: bool,
-) -> PyResult<Option<(Option<Py<PyAny>>, Py<PyAny>)>> {
+) -> PyResult<Option<Evaluated>> {
     let order = post_order(root);
     // The inputs, each array once.
     let mut index: HashMap<*mut pyo3::ffi::PyObject, usize> = HashMap::new();
