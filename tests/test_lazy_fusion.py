@@ -178,6 +178,13 @@ def test_non_contiguous_and_fortran_inputs():
         assert same_bits(fused, eager)
 
 
+def test_zero_d_dual_arrays_are_not_deferred():
+    with np.errstate(all="ignore"), threshold(1):
+        x = DualArray(np.float64(0.5), np.array([1.0])) * 1.0
+        for y in (np.sin(x), x * x, -x, x + 1.0):
+            assert not getattr(y, "_pending", False)
+
+
 def test_zero_d_and_empty():
     for x in (0.5, np.array(0.5), np.array([]), np.zeros((0, 3))):
         fused, eager = both(lambda x=x: duals.derivative(bump, x))

@@ -124,8 +124,9 @@ pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> 
     let layout = a.layout(py)?;
     Ok(layout.first_order()
         && layout.rows() == 1
-        && a.shape_vec(py)
-            .is_some_and(|s| s.iter().product::<usize>() >= THRESHOLD.load(Ordering::Relaxed)))
+        && a.shape_vec(py).is_some_and(|s| {
+            !s.is_empty() && s.iter().product::<usize>() >= THRESHOLD.load(Ordering::Relaxed)
+        }))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -300,7 +301,8 @@ fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Oper
     if !layout.first_order() || layout.rows() != 1 {
         return Ok(None);
     }
-    let Some(shape) = a.shape_vec(py) else {
+    // (0-d arrays: the eager arithmetic takes the Python path.)
+    let Some(shape) = a.shape_vec(py).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if shape.iter().product::<usize>() < THRESHOLD.load(Ordering::Relaxed) {
