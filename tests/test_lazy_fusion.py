@@ -480,3 +480,83 @@ def test_derivative_input_and_output_paths(f, n):
         with threshold(EAGER), np.errstate(all="ignore"):
             want = bump(DualArray(x, np.ones_like(x))) * 2.0
         assert same_bits(y.primal, want.primal) and same_bits(y.tangent, want.tangent)
+
+
+# ------------------------------------------------------------------------------------------------
+# Random programs
+# ------------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+UNARY = [np.sin, np.cos, np.exp, np.expm1, np.log, np.log1p, np.sqrt, np.reciprocal, np.square]
+BINARY = [
+    lambda a, b: a + b,
+    lambda a, b: a - b,
+    lambda a, b: a * b,
+    lambda a, b: a / b,
+    np.add,
+    np.subtract,
+    np.multiply,
+    np.divide,
+]
+NUMBERS = [2.0, -0.5, 0.0, -0.0, 3, 1e300, 1e-300, np.float64(0.25)]
+
+step = st.one_of(
+    st.tuples(st.just("u"), st.integers(0, len(UNARY) - 1), st.integers(0, 99)),
+    st.tuples(st.just("neg"), st.integers(0, 99)),
+    st.tuples(st.just("pow2"), st.integers(0, 99)),
+    st.tuples(
+        st.just("b"), st.integers(0, len(BINARY) - 1), st.integers(0, 99), st.integers(0, 99)
+    ),
+    st.tuples(
+        st.just("c"),
+        st.integers(0, len(BINARY) - 1),
+        st.integers(0, 99),
+        st.integers(0, len(NUMBERS) - 1),
+        st.booleans(),
+    ),
+    st.tuples(st.just("read"), st.integers(0, 99)),
+)
+
+
+def program(steps):
+    reads = []
+
+    def f(x):
+        vals = [x]
+        for s in steps:
+            pick = lambda i: vals[i % len(vals)]  # noqa: E731
+            if s[0] == "u":
+                vals.append(UNARY[s[1]](pick(s[2])))
+            elif s[0] == "neg":
+                vals.append(-pick(s[1]))
+            elif s[0] == "pow2":
+                vals.append(pick(s[1]) ** 2)
+            elif s[0] == "b":
+                vals.append(BINARY[s[1]](pick(s[2]), pick(s[3])))
+            elif s[0] == "c":
+                a, c = pick(s[2]), NUMBERS[s[3]]
+                vals.append(BINARY[s[1]](c, a) if s[4] else BINARY[s[1]](a, c))
+            else:
+                reads.append(pick(s[1]).primal.copy())  # evaluated in the middle
+        return sum(vals[1:], vals[0])
+
+    return f
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(step, min_size=1, max_size=14),
+    n=st.sampled_from([1, 5, 8, 13, 70]),
+    seed=st.integers(0, 3),
+    finite=st.booleans(),
+)
+def test_random_programs_fused_equal_unfused(steps, n, seed, finite):
+    f = program(steps)
+    x = finite_awkward(n, seed) if finite else awkward(n, seed)
+    v = finite_awkward(n, seed + 1)
+    (fy, ft), (ey, et) = both(lambda: duals.jvp(f, x, v))
+    assert same_bits(fy, ey) and same_bits(ft, et)
+    fused, eager = both(lambda: duals.derivative(f, x))
+    assert same_bits(fused, eager)
