@@ -16,7 +16,10 @@
 //! `_DualArrayBase`, the storage of `duals.DualArray`, runs `x[i]`, `x[i] = d` and the
 //! arithmetic `+ - * /` (both sides), unary `-` and the same ufuncs called plainly natively for
 //! first-order seeds, with the engine's array kernels ([`kernels::add`], ...); see
-//! `array_binary` for the operands taken.
+//! `array_binary` for the operands taken. On large arrays with one tangent row these operations
+//! (and `x ** 2`, `np.square` and the unary rules with a vector body) give pending arrays whose
+//! storage is an expression, evaluated fused when something reads the arrays (`crate::lazy`);
+//! `_p`/`_t` and every read here go through `DualArrayBase::parts` or `expose`.
 //!
 //! The seed (`duals._core.Seed`, what the tangent rows mean) is kept as the Python object, with
 //! its numbers (`order`, `k1`, `k2`) copied out for fast comparisons by value.

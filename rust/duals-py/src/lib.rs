@@ -8,6 +8,9 @@
 //! base class of `DualArray` with native `x[i]` / `x[i] = d`, and the fast paths that collect
 //! outputs made of Duals.
 //!
+//! `lazy`: pending results of elementwise chains on large arrays, evaluated fused in one pass
+//! when something reads them.
+//!
 //! `tape`: recorded programs, `TapeBuilder` (for the tracer), `Tape` (a finished tape and its
 //! drivers) and `CompiledCore` (the guard cache and fast path of `duals.compile`).
 
