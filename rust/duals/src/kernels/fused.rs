@@ -319,6 +319,9 @@ pub struct Fusion {
     n_inputs: usize,
     /// Registers whose primals [`Fusion::eval`] checks (results of `+ - * /`).
     checked: Vec<u32>,
+    /// Whether an instruction was given a register not written before it (one of another
+    /// expression): evaluation then refuses.
+    foreign: bool,
 }
 
 impl Fusion {
@@ -329,6 +332,7 @@ impl Fusion {
             steps: Vec::new(),
             n_inputs,
             checked: Vec::new(),
+            foreign: false,
         }
     }
 
@@ -354,27 +358,15 @@ impl Fusion {
         self.steps.is_empty()
     }
 
-    /// Whether every instruction reads registers written before it and `out` is a register.
+    /// Whether every instruction reads registers written before it (checked as they are
+    /// pushed: a register of another expression may not be) and `out` is a register.
     fn is_consistent(&self, out: FusedVar) -> bool {
-        let n_regs = self.n_inputs + self.steps.len();
-        let before = |d: u32, r: u32| r < d;
-        (out.0 as usize) < n_regs
-            && self.steps.iter().all(|&(d, i)| match i {
-                Instr::Add(a, b) | Instr::Sub(a, b) | Instr::Mul(a, b) | Instr::Div(a, b) => {
-                    before(d, a) && before(d, b)
-                }
-                Instr::Neg(a)
-                | Instr::AddConst(a, _)
-                | Instr::ConstSub(_, a)
-                | Instr::MulConst(a, _)
-                | Instr::DivConst(a, _)
-                | Instr::ConstDiv(_, a)
-                | Instr::Unary(_, a) => before(d, a),
-            })
+        !self.foreign && (out.0 as usize) < self.n_inputs + self.steps.len()
     }
 
-    fn push(&mut self, instr: Instr, checked: bool) -> FusedVar {
+    fn push(&mut self, instr: Instr, reads: &[FusedVar], checked: bool) -> FusedVar {
         let dst = (self.n_inputs + self.steps.len()) as u32;
+        self.foreign |= reads.iter().any(|r| r.0 >= dst);
         self.steps.push((dst, instr));
         if checked {
             self.checked.push(dst);
@@ -384,57 +376,57 @@ impl Fusion {
 
     /// `a + b`.
     pub fn add(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
-        self.push(Instr::Add(a.0, b.0), true)
+        self.push(Instr::Add(a.0, b.0), &[a, b], true)
     }
 
     /// `a - b`.
     pub fn sub(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
-        self.push(Instr::Sub(a.0, b.0), true)
+        self.push(Instr::Sub(a.0, b.0), &[a, b], true)
     }
 
     /// `a * b` (`a * a` for a square, as the array kernel computes `x * x`).
     pub fn mul(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
-        self.push(Instr::Mul(a.0, b.0), true)
+        self.push(Instr::Mul(a.0, b.0), &[a, b], true)
     }
 
     /// `a / b`.
     pub fn div(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
-        self.push(Instr::Div(a.0, b.0), true)
+        self.push(Instr::Div(a.0, b.0), &[a, b], true)
     }
 
     /// `-a` (the sign bits flipped).
     pub fn neg(&mut self, a: FusedVar) -> FusedVar {
-        self.push(Instr::Neg(a.0), false)
+        self.push(Instr::Neg(a.0), &[a], false)
     }
 
     /// `a + c` (also `c + a`: the same sum).
     pub fn add_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
-        self.push(Instr::AddConst(a.0, c), true)
+        self.push(Instr::AddConst(a.0, c), &[a], true)
     }
 
     /// `a - c`, computed as `a + (-c)`: the same IEEE result.
     pub fn sub_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
-        self.push(Instr::AddConst(a.0, -c), true)
+        self.push(Instr::AddConst(a.0, -c), &[a], true)
     }
 
     /// `c - a`.
     pub fn const_sub(&mut self, c: f64, a: FusedVar) -> FusedVar {
-        self.push(Instr::ConstSub(c, a.0), true)
+        self.push(Instr::ConstSub(c, a.0), &[a], true)
     }
 
     /// `a * c` (also `c * a`).
     pub fn mul_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
-        self.push(Instr::MulConst(a.0, c), true)
+        self.push(Instr::MulConst(a.0, c), &[a], true)
     }
 
     /// `a / c`.
     pub fn div_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
-        self.push(Instr::DivConst(a.0, c), true)
+        self.push(Instr::DivConst(a.0, c), &[a], true)
     }
 
     /// `c / a`.
     pub fn const_div(&mut self, c: f64, a: FusedVar) -> FusedVar {
-        self.push(Instr::ConstDiv(c, a.0), true)
+        self.push(Instr::ConstDiv(c, a.0), &[a], true)
     }
 
     /// Whether [`Fusion::unary`] takes `rule` (it has a SIMD body).
@@ -446,7 +438,7 @@ impl Fusion {
     /// `rule(a)`, or `None` if the rule has no SIMD body (see [`super::unary_rule`]).
     pub fn unary(&mut self, rule: crate::rules::UnaryRule, a: FusedVar) -> Option<FusedVar> {
         let rule = super::simd_rule(rule)?;
-        Some(self.push(Instr::Unary(rule, a.0), false))
+        Some(self.push(Instr::Unary(rule, a.0), &[a], false))
     }
 
     /// The expression with `out` as its output, on every point of the inputs: `out_p[i]` and
