@@ -27,7 +27,7 @@ import numpy as np
 
 from ._collect import collect
 from ._core import DualArray, Seed, _DualBase, _make, _new_array
-from ._native import _eye, _jacobian_rows
+from ._native import _eye, _jacobian_rows, _unit_tangent_array
 
 __all__ = [
     "derivative",
@@ -198,12 +198,28 @@ def _collected(y, seed: Seed):
     return yp, yt
 
 
-def _evaluate(f, p: np.ndarray, t: np.ndarray, seed: Seed, args: tuple, copy: bool = True):
+def _evaluate(f, p: np.ndarray, t, seed: Seed, args: tuple, copy: bool = True, primal: bool = True):
     """Run ``f`` on the dual array ``(p, t)`` and collect ``(primal, tangent or None)``.
 
-    ``copy=False`` hands ``p`` itself to ``f`` (which may modify its argument in place): only
-    for a single evaluation on a private copy of the user's input."""
-    return _collected(_call(f, _make(p.copy() if copy else p, t, seed), args), seed)
+    ``t=None`` is one tangent row of ones (made only if something needs it: a fused elementwise
+    chain reads no stream of ones). ``copy=False`` hands ``p`` itself to ``f`` (which may modify
+    its argument in place): only for a single evaluation on a private copy of the user's input.
+    ``primal=False``: the caller reads only the tangent (and the primal's shape): a pending result
+    is evaluated without its primal."""
+    if copy:
+        p = p.copy()
+    if t is None and p.ndim > 0 and p.flags.c_contiguous:
+        x = _unit_tangent_array(p, seed)
+    else:
+        x = _make(p, np.ones((1,) + p.shape) if t is None else t, seed)
+    if type(x) is DualArray:
+        # p and t are new arrays nothing else holds: elementwise chains on x may be deferred
+        # and fused (see rust/duals-py/src/lazy.rs).
+        x._own()
+    y = _call(f, x, args)
+    if not primal and type(y) is DualArray and y._pending and (y._s is seed or y._s == seed):
+        return np.empty(y.shape), y._tangent_only()
+    return _collected(y, seed)
 
 
 def _result(a, scalar: bool):
@@ -283,7 +299,7 @@ def derivative(f, x, args=(), chunk=None):
     x0 = _input(x)
     args = _args(args)
     _chunk(chunk, 1, 1)
-    yp, yt = _evaluate(f, x0, np.ones((1,) + x0.shape), Seed.first(1), args, copy=False)
+    yp, yt = _evaluate(f, x0, None, Seed.first(1), args, copy=False, primal=False)
     d = np.zeros(yp.shape) if yt is None else yt[0]
     return _result(d, x0.ndim == 0)
 

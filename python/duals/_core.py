@@ -350,9 +350,10 @@ class DualArray(_native._DualArrayBase, _DualBase):
         return np.dtype(np.float64)
 
     def __len__(self) -> int:
-        if self._p.ndim == 0:
+        shape = self.shape  # native: a pending array is not evaluated
+        if not shape:
             raise TypeError("len() of a 0-d dual array")
-        return len(self._p)
+        return shape[0]
 
     def __iter__(self):
         for i in range(len(self)):

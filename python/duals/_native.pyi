@@ -369,6 +369,11 @@ class CompiledCore:
 # ``__array_ufunc__`` (np.add/subtract/multiply/divide/negative without keywords) for a
 # first-order seed and operands of one shape (DualArrays and Duals of one seed, floats, ints,
 # float64 ndarrays of the same shape or 0-d; everything else: duals._core and duals._ufuncs);
+# ``x ** 2`` (as ``x * x``), ``np.square`` and, for large first-order arrays with one tangent
+# row, pending results of the elementwise operations with a fused vector form (``shape``,
+# ``ndim``, ``size`` read without evaluating; ``_pending``; ``_own()``, the drivers' mark of
+# arrays only the input holds; ``_lazy_threshold(n=None)`` and ``_lazy_counts()`` for tests; see
+# rust/duals-py/src/lazy.rs);
 # ``_eye(n)``, a new identity matrix; and the fast paths of
 # duals._collect and duals._api, returning None where the caller takes the general path:
 # ``_collect_duals(items) -> (primal, tangent, seed)`` for a list/tuple/object array of Duals

@@ -16,14 +16,18 @@
 //! `_DualArrayBase`, the storage of `duals.DualArray`, runs `x[i]`, `x[i] = d` and the
 //! arithmetic `+ - * /` (both sides), unary `-` and the same ufuncs called plainly natively for
 //! first-order seeds, with the engine's array kernels ([`kernels::add`], ...); see
-//! `array_binary` for the operands taken.
+//! `array_binary` for the operands taken. On large arrays with one tangent row these operations
+//! (and `x ** 2`, `np.square` and the unary rules with a vector body) give pending arrays whose
+//! storage is an expression, evaluated fused when something reads the arrays (`crate::lazy`);
+//! `_p`/`_t` and every read here go through `DualArrayBase::parts` or `expose`.
 //!
 //! The seed (`duals._core.Seed`, what the tangent rows mean) is kept as the Python object, with
 //! its numbers (`order`, `k1`, `k2`) copied out for fast comparisons by value.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use numpy::ndarray::arr0;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -37,6 +41,7 @@ use duals::rules::{BinaryRule, UnaryRule};
 use duals::DualDyn;
 
 use crate::errors;
+use crate::lazy::{self, Lazy};
 
 // ------------------------------------------------------------------------------------------------
 // The Python side: modules imported once
@@ -54,7 +59,7 @@ static UFUNC_RULES: OnceLock<HashMap<String, UnaryRule>> = OnceLock::new();
 
 /// The value of `cell`, computed by `init` on first use (with the thread attached: a value that
 /// loses a race is dropped here, while attached).
-fn cached<T>(
+pub(crate) fn cached<T>(
     cell: &'static OnceLock<T>,
     init: impl FnOnce() -> PyResult<T>,
 ) -> PyResult<&'static T> {
@@ -76,11 +81,11 @@ fn module<'py>(
     cached(cell, || py.import(name).map(Bound::unbind)).map(|m| m.bind(py))
 }
 
-fn core(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+pub(crate) fn core(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     module(py, &CORE, "duals._core")
 }
 
-fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+pub(crate) fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     module(py, &NUMPY, "numpy")
 }
 
@@ -100,7 +105,7 @@ fn ufunc_rules(py: Python<'_>) -> PyResult<&'static HashMap<String, UnaryRule>> 
 }
 
 /// `duals._core.<name>(*args)`: the Python implementation.
-fn call_core<'py>(
+pub(crate) fn call_core<'py>(
     py: Python<'py>,
     name: &Bound<'py, PyString>,
     args: impl pyo3::call::PyCallArgs<'py>,
@@ -177,7 +182,7 @@ impl Layout {
     }
 
     /// Number of tangent rows `K`.
-    fn rows(self) -> usize {
+    pub(crate) fn rows(self) -> usize {
         if self.order == 1 {
             self.k1
         } else {
@@ -185,7 +190,7 @@ impl Layout {
         }
     }
 
-    fn first_order(self) -> bool {
+    pub(crate) fn first_order(self) -> bool {
         self.order == 1
     }
 }
@@ -253,13 +258,13 @@ fn into_py(py: Python<'_>, d: Dual) -> PyResult<Py<PyAny>> {
 }
 
 /// An operand as the fast paths see it.
-enum Arg<'a> {
+pub(crate) enum Arg<'a> {
     Dual(&'a Dual),
     Const(f64),
     Other,
 }
 
-fn arg<'a>(x: &'a Bound<'_, PyAny>) -> Arg<'a> {
+pub(crate) fn arg<'a>(x: &'a Bound<'_, PyAny>) -> Arg<'a> {
     if let Ok(d) = x.cast::<Dual>() {
         return Arg::Dual(d.get());
     }
@@ -274,8 +279,8 @@ fn arg<'a>(x: &'a Bound<'_, PyAny>) -> Arg<'a> {
     Arg::Other
 }
 
-#[derive(Clone, Copy)]
-enum Op {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
     Add,
     Sub,
     Mul,
@@ -1030,15 +1035,153 @@ fn dual_put(
 #[pyclass(module = "duals._native", name = "_DualArrayBase", subclass, frozen)]
 #[derive(Debug)]
 pub struct DualArrayBase {
-    p: Py<PyAny>,
-    t: Py<PyAny>,
+    storage: Storage,
     s: Py<PyAny>,
     /// The seed's layout, read on first use.
     layout: OnceLock<Layout>,
+    /// Whether the arrays were never handed to Python code: new results of the native kernels
+    /// and of pending expressions, and the inputs the drivers mark (`_own`). Only such arrays may
+    /// be read by a pending expression later (see `crate::lazy`): nothing else can write them
+    /// meanwhile but the methods of this class, which evaluate the pending expressions first.
+    private: AtomicBool,
+    /// Whether a pending expression was given these arrays as an input (they must not change
+    /// until it is evaluated).
+    leaf: AtomicBool,
+    /// Evaluations of pending expressions reading these arrays with the thread detached.
+    pins: AtomicUsize,
+}
+
+/// The arrays of a `_DualArrayBase`: there, or the pending expression that gives them.
+#[derive(Debug)]
+enum Storage {
+    Ready(Py<PyAny>, Py<PyAny>),
+    /// The variable of a derivative: a primal and one tangent row of ones, made when first
+    /// needed (a pending expression reads no stream of ones: see `unit_tangent`).
+    Unit(Py<PyAny>, OnceLock<Py<PyAny>>),
+    Pending(Arc<Lazy>),
+}
+
+/// The primal of a new `Storage::Unit` array, handed to `_DualArrayBase.__new__`.
+#[pyclass(frozen)]
+struct UnitHandle(Py<PyAny>);
+
+/// ``_unit_tangent_array(primal, seed)``: a ``DualArray`` of a C-ordered float64 primal (not
+/// 0-d) whose tangent ``(1, *S)`` is ones, made when first needed; ``derivative``'s input.
+#[pyfunction]
+pub(crate) fn _unit_tangent_array<'py>(
+    py: Python<'py>,
+    primal: &Bound<'py, PyArrayDyn<f64>>,
+    seed: Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if primal.ndim() == 0 || !primal.is_c_contiguous() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "_unit_tangent_array needs a C-ordered array of at least one dimension",
+        ));
+    }
+    let handle = Bound::new(py, UnitHandle(primal.clone().into_any().unbind()))?;
+    instantiate(py, handle.into_any(), py.None().into_bound(py), &seed)
 }
 
 impl DualArrayBase {
-    fn layout(&self, py: Python<'_>) -> PyResult<Layout> {
+    /// A pending array: `lazy` gives its arrays when something needs them.
+    pub(crate) fn pending(lazy: Arc<Lazy>, seed: Py<PyAny>) -> Self {
+        DualArrayBase {
+            storage: Storage::Pending(lazy),
+            s: seed,
+            layout: OnceLock::new(),
+            private: AtomicBool::new(true),
+            leaf: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
+        }
+    }
+
+    /// The primal and tangent arrays, evaluated first if pending, for reads in this crate that
+    /// hand neither array to Python code.
+    pub(crate) fn parts(&self, py: Python<'_>) -> PyResult<(&Py<PyAny>, &Py<PyAny>)> {
+        match &self.storage {
+            Storage::Ready(p, t) => Ok((p, t)),
+            Storage::Unit(p, t) => {
+                if t.get().is_none() {
+                    let shape = p.bind(py).cast::<numpy::PyUntypedArray>()?.shape().to_vec();
+                    let mut ones = Fresh::new(py, std::iter::once(1).chain(shape).collect());
+                    ones.data().fill(1.0);
+                    drop(t.set(ones.array().into_any().unbind()));
+                }
+                let t = t.get().ok_or_else(|| {
+                    pyo3::exceptions::PyRuntimeError::new_err("duals: lost unit tangent")
+                })?;
+                Ok((p, t))
+            }
+            Storage::Pending(lazy) => lazy.force(py),
+        }
+    }
+
+    /// The pending expression, if the arrays are not there yet.
+    pub(crate) fn lazy(&self) -> Option<&Arc<Lazy>> {
+        match &self.storage {
+            Storage::Pending(lazy) if !lazy.is_done() => Some(lazy),
+            _ => None,
+        }
+    }
+
+    /// The arrays, about to be handed to Python code (`escape`) or written here: from now on
+    /// no pending expression may read them later, and those that may are evaluated first (all
+    /// pending expressions: which ones read these arrays is not recorded), after any evaluation
+    /// still reading them on another thread has finished.
+    fn expose(&self, py: Python<'_>, escape: bool) -> PyResult<(&Py<PyAny>, &Py<PyAny>)> {
+        let parts = self.parts(py)?;
+        if escape || self.leaf.load(Ordering::Acquire) {
+            self.private.store(false, Ordering::Release);
+        }
+        if self.leaf.load(Ordering::Acquire) {
+            lazy::flush(py)?;
+        }
+        lazy::wait_unpinned(py, &self.pins);
+        Ok(parts)
+    }
+
+    /// Whether the arrays may be an input of a pending expression (see `private`).
+    pub(crate) fn is_private(&self) -> bool {
+        self.private.load(Ordering::Acquire)
+    }
+
+    /// Records that a pending expression reads the arrays.
+    pub(crate) fn mark_leaf(&self) {
+        self.leaf.store(true, Ordering::Release);
+    }
+
+    /// The counter of evaluations reading the arrays with the thread detached.
+    pub(crate) fn pins(&self) -> &AtomicUsize {
+        &self.pins
+    }
+
+    /// The shape `S`, without evaluating a pending array.
+    pub(crate) fn shape_vec(&self, py: Python<'_>) -> Option<Vec<usize>> {
+        match &self.storage {
+            Storage::Pending(lazy) => Some(lazy.shape().to_vec()),
+            Storage::Ready(p, _) | Storage::Unit(p, _) => p
+                .bind(py)
+                .cast::<numpy::PyUntypedArray>()
+                .ok()
+                .map(|a| a.shape().to_vec()),
+        }
+    }
+
+    /// The primal, if the tangent is a row of ones not made yet (read as 1 by a pending
+    /// expression).
+    pub(crate) fn unit_tangent(&self) -> Option<&Py<PyAny>> {
+        match &self.storage {
+            Storage::Unit(p, t) if t.get().is_none() => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The seed.
+    pub(crate) fn seed(&self) -> &Py<PyAny> {
+        &self.s
+    }
+
+    pub(crate) fn layout(&self, py: Python<'_>) -> PyResult<Layout> {
         if let Some(layout) = self.layout.get() {
             return Ok(*layout);
         }
@@ -1053,25 +1196,93 @@ impl DualArrayBase {
     /// ``_DualArrayBase.__new__(cls, primal, tangent, seed)``: no checks (``duals._core._make``
     /// and ``DualArray.__new__`` check).
     #[new]
-    fn py_new(primal: Py<PyAny>, tangent: Py<PyAny>, seed: Py<PyAny>) -> Self {
+    fn py_new(py: Python<'_>, primal: Py<PyAny>, tangent: Py<PyAny>, seed: Py<PyAny>) -> Self {
+        if let Ok(handle) = primal.bind(py).cast::<lazy::PendingHandle>() {
+            return Self::pending(handle.get().0.clone(), seed);
+        }
+        if let Ok(handle) = primal.bind(py).cast::<UnitHandle>() {
+            return DualArrayBase {
+                storage: Storage::Unit(handle.get().0.clone_ref(py), OnceLock::new()),
+                s: seed,
+                layout: OnceLock::new(),
+                private: AtomicBool::new(false),
+                leaf: AtomicBool::new(false),
+                pins: AtomicUsize::new(0),
+            };
+        }
         DualArrayBase {
-            p: primal,
-            t: tangent,
+            storage: Storage::Ready(primal, tangent),
             s: seed,
             layout: OnceLock::new(),
+            private: AtomicBool::new(false),
+            leaf: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
         }
     }
 
-    /// The primal ndarray, shape ``S``.
+    /// The primal ndarray, shape ``S`` (a pending array is evaluated first; see
+    /// ``crate::lazy``).
     #[getter]
-    fn _p(&self, py: Python<'_>) -> Py<PyAny> {
-        self.p.clone_ref(py)
+    fn _p(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.expose(py, true)?.0.clone_ref(py))
     }
 
-    /// The tangent ndarray, shape ``(K, *S)``.
+    /// The tangent ndarray, shape ``(K, *S)`` (a pending array is evaluated first).
     #[getter]
-    fn _t(&self, py: Python<'_>) -> Py<PyAny> {
-        self.t.clone_ref(py)
+    fn _t(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.expose(py, true)?.1.clone_ref(py))
+    }
+
+    /// ``_own()``: the drivers' promise that nothing else holds this array's primal and tangent
+    /// arrays (new copies made for one evaluation), so that pending expressions may read them.
+    fn _own(&self) {
+        if matches!(self.storage, Storage::Ready(..) | Storage::Unit(..)) {
+            self.private.store(true, Ordering::Release);
+        }
+    }
+
+    /// ``_tangent_only()``: the tangent ``(1, *S)`` of a pending array evaluated without its
+    /// primal, which nothing then needs (``derivative``'s output), the array staying pending; the
+    /// tangent ``_t`` of any other array.
+    fn _tangent_only(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(lazy) = self.lazy() {
+            if let Some(t) = lazy.tangent_only(py)? {
+                return Ok(t);
+            }
+        }
+        self._t(py)
+    }
+
+    /// Whether the array is pending: its elementwise expression not evaluated yet (private, for
+    /// tests).
+    #[getter]
+    fn _pending(&self) -> bool {
+        self.lazy().is_some()
+    }
+
+    /// The shape ``S`` (a pending array is not evaluated).
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        match self.shape_vec(py) {
+            Some(shape) => PyTuple::new(py, shape),
+            None => Ok(self.parts(py)?.0.bind(py).getattr("shape")?.cast_into()?),
+        }
+    }
+
+    /// ``len(shape)``.
+    #[getter]
+    fn ndim(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.shape(py)?.len())
+    }
+
+    /// The number of elements.
+    #[getter]
+    fn size(&self, py: Python<'_>) -> PyResult<usize> {
+        let mut n = 1usize;
+        for d in self.shape(py)?.iter() {
+            n = n.saturating_mul(d.extract::<usize>()?);
+        }
+        Ok(n)
     }
 
     /// The ``Seed``.
@@ -1085,13 +1296,8 @@ impl DualArrayBase {
         if index.is_exact_instance_of::<PyInt>() {
             let this = slf.get();
             let layout = this.layout(py)?;
-            if let Some(d) = dual_at(
-                this.p.bind(py),
-                this.t.bind(py),
-                index,
-                this.s.bind(py),
-                layout,
-            )? {
+            let (p, t) = this.parts(py)?;
+            if let Some(d) = dual_at(p.bind(py), t.bind(py), index, this.s.bind(py), layout)? {
                 return into_py(py, d);
             }
         }
@@ -1109,9 +1315,10 @@ impl DualArrayBase {
         if index.is_exact_instance_of::<PyInt>() {
             let this = slf.get();
             let layout = this.layout(py)?;
+            let (p, t) = this.expose(py, false)?;
             if dual_put(
-                this.p.bind(py),
-                this.t.bind(py),
+                p.bind(py),
+                t.bind(py),
                 index,
                 value,
                 this.s.bind(py),
@@ -1156,6 +1363,39 @@ impl DualArrayBase {
 
     fn __rtruediv__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
         array_op(slf.py(), other, slf.as_any(), Op::Div)
+    }
+
+    /// ``x ** 2`` natively as ``x * x`` (what ``duals._core.power`` computes: the product
+    /// rule); every other power in Python (``_DualBase.__pow__``).
+    fn __pow__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if modulo.is_none_or(|m| m.is_none()) && lazy::number(other) == Some(2.0) {
+            return array_op(py, slf.as_any(), slf.as_any(), Op::Mul);
+        }
+        Ok(core(py)?
+            .getattr(intern!(py, "_DualBase"))?
+            .getattr(intern!(py, "__pow__"))?
+            .call1((slf, other, modulo))?
+            .unbind())
+    }
+
+    /// ``other ** x``: ``_DualBase.__rpow__`` (defined here too, as the slot of ``__pow__``
+    /// would otherwise give the reflected form a native ``NotImplemented``).
+    fn __rpow__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        _modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(core(py)?
+            .getattr(intern!(py, "_DualBase"))?
+            .getattr(intern!(py, "__rpow__"))?
+            .call1((slf, other))?
+            .unbind())
     }
 
     fn __neg__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
@@ -1211,7 +1451,7 @@ static ARITHMETIC_UFUNCS: OnceLock<[Py<PyAny>; 5]> = OnceLock::new();
 ///
 /// Read without the numpy crate's borrow flags (as `tape.rs` reads its inputs): callers use the
 /// slice with the thread attached and no Python code running, or copy it before detaching.
-fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
+pub(crate) fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
     if a.len() == 0 || !a.is_aligned() {
         return None;
     }
@@ -1270,9 +1510,10 @@ impl<'a> Side<'a> {
             if !layout.first_order() {
                 return Ok(None);
             }
+            let (p, t) = a.parts(py)?;
             let (Ok(p), Ok(t)) = (
-                a.p.bind(py).cast_exact::<PyArrayDyn<f64>>(),
-                a.t.bind(py).cast_exact::<PyArrayDyn<f64>>(),
+                p.bind(py).cast_exact::<PyArrayDyn<f64>>(),
+                t.bind(py).cast_exact::<PyArrayDyn<f64>>(),
             ) else {
                 return Ok(None);
             };
@@ -1378,34 +1619,60 @@ thread_local! {
 }
 
 /// A new, uninitialized C-ordered float64 array, written here before it is handed to Python.
-struct Fresh<'py>(Bound<'py, PyArrayDyn<f64>>);
+pub(crate) struct Fresh<'py>(Bound<'py, PyArrayDyn<f64>>);
 
 impl<'py> Fresh<'py> {
-    fn new(py: Python<'py>, shape: Vec<usize>) -> Self {
+    pub(crate) fn new(py: Python<'py>, shape: Vec<usize>) -> Self {
         // SAFETY: every caller writes every element (`data`) before the array is handed to
         // Python (`array`).
         Fresh(unsafe { PyArrayDyn::<f64>::new(py, shape, false) })
     }
 
     /// The elements, C order, to write.
-    fn data(&mut self) -> &mut [f64] {
+    pub(crate) fn data(&mut self) -> &mut [f64] {
         // SAFETY: the array is new and C-contiguous (`new`) and not yet handed to Python or
         // viewed by other Rust code (the only access is through `&mut self`), so this is the only
         // reference to its memory.
         unsafe { self.0.as_slice_mut() }.unwrap_or(&mut [])
     }
 
-    fn array(self) -> Bound<'py, PyArrayDyn<f64>> {
+    pub(crate) fn array(self) -> Bound<'py, PyArrayDyn<f64>> {
         self.0
     }
 }
 
 /// A new `duals.DualArray` of primal `p`, tangent `t` and `seed`, as `_core._make` makes it
 /// (`_core._new_array(DualArray, p, t, seed)`, i.e. `_DualArrayBase.__new__`, no checks).
-fn new_dual_array<'py>(
+pub(crate) fn new_dual_array<'py>(
     py: Python<'py>,
     p: Bound<'py, PyArrayDyn<f64>>,
     t: Bound<'py, PyArrayDyn<f64>>,
+    seed: &Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let obj = instantiate(py, p.into_any(), t.into_any(), seed)?;
+    // New arrays, written here and held by nothing else: private (see `DualArrayBase`).
+    obj.cast::<DualArrayBase>()?
+        .get()
+        .private
+        .store(true, Ordering::Release);
+    Ok(obj)
+}
+
+/// A new pending `duals.DualArray`: `lazy` gives its arrays when they are needed.
+pub(crate) fn new_pending<'py>(
+    py: Python<'py>,
+    lazy: Arc<Lazy>,
+    seed: &Py<PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let handle = Bound::new(py, lazy::PendingHandle(lazy))?;
+    instantiate(py, handle.into_any(), py.None().into_bound(py), seed)
+}
+
+/// `_DualArrayBase.__new__(DualArray, p, t, seed)`.
+fn instantiate<'py>(
+    py: Python<'py>,
+    p: Bound<'py, PyAny>,
+    t: Bound<'py, PyAny>,
     seed: &Py<PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (cls, tp_new) = cached(&NEW_DUAL_ARRAY, || {
@@ -1429,7 +1696,7 @@ fn new_dual_array<'py>(
         let tp_new = unsafe { std::mem::transmute::<*mut std::ffi::c_void, ffi::newfunc>(slot) };
         Ok((cls.unbind(), tp_new))
     })?;
-    let args = PyTuple::new(py, [p.into_any(), t.into_any(), seed.bind(py).clone()])?;
+    let args = PyTuple::new(py, [p, t, seed.bind(py).clone()])?;
     // SAFETY: `_DualArrayBase.__new__(DualArray, p, t, seed)` without the method wrapper: the
     // base's `tp_new` called with a subtype of it (checked above), a tuple of arguments and no
     // keywords; it returns a new reference, or NULL with an exception set.
@@ -1461,6 +1728,9 @@ fn array_binary<'py>(
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if !(a.is_instance_of::<DualArrayBase>() || b.is_instance_of::<DualArrayBase>()) {
         return Ok(None);
+    }
+    if let Some(r) = lazy::binary(py, a, b, op)? {
+        return Ok(Some(r));
     }
     let (Some(sa), Some(sb)) = (Side::of(a)?, Side::of(b)?) else {
         return Ok(None);
@@ -1588,7 +1858,13 @@ fn arithmetic(
 ///
 /// A plain loop rather than the kernel `-1 * x`: as fast or faster (measured), and a negation
 /// (sign bit flipped, NaNs included).
-fn array_neg<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+pub(crate) fn array_neg<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(r) = lazy::neg(py, x)? {
+        return Ok(Some(r));
+    }
     let Some(Side::Array {
         p,
         t,
@@ -1630,6 +1906,20 @@ fn array_ufunc<'py>(
         ])
     })?;
     let Some(i) = ops.iter().position(|u| u.is(ufunc)) else {
+        // A rule of the table with a SIMD body on a large array: pending (see `crate::lazy`);
+        // everything else the Python implementation.
+        if inputs.len() == 1 && lazy::candidate(py, &inputs.get_item(0)?)? {
+            let name = ufunc.getattr(intern!(py, "__name__"))?;
+            let name = name.cast::<PyString>()?.to_str()?;
+            let x = inputs.get_item(0)?;
+            if name == "square" {
+                // `duals._ufuncs._square`: `x * x`
+                return array_binary(py, &x, &x, Op::Mul);
+            }
+            if let Some(&rule) = ufunc_rules(py)?.get(name) {
+                return lazy::unary(py, &x, rule);
+            }
+        }
         return Ok(None);
     };
     match (i, inputs.len()) {
@@ -1643,7 +1933,7 @@ fn array_ufunc<'py>(
 }
 
 /// `a op b` of a DualArray: natively, else `duals._core.<op>(a, b)`.
-fn array_op<'py>(
+pub(crate) fn array_op<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
     b: &Bound<'py, PyAny>,

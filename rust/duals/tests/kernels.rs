@@ -827,3 +827,260 @@ fn simd_level_is_used_where_the_cpu_has_it() {
     #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
     assert_eq!(kernels::detected_level(), Level::Scalar);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fused expressions of several inputs
+// ---------------------------------------------------------------------------------------------
+
+/// A binary array kernel run with a given level (`kernels::add_with_level`, ...).
+type BinaryKernel =
+    fn(Level, Operand<'_>, Operand<'_>, usize, &mut [f64], &mut [f64]) -> Result<(), KernelError>;
+
+/// Same bits, or both NaN (the sign and payload of a NaN are not specified).
+fn same_bits(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Values that break elementwise code: signed zeros, tiny and huge magnitudes, infinities, NaN.
+fn awkward(n: usize, seed: u64) -> Vec<f64> {
+    const SPECIAL: [f64; 12] = [
+        0.0, -0.0, 1e-310, -1e-300, 1e300, -1e155, 1e155, 710.0, -745.5, 1.0, -1.0, 3.5e-8,
+    ];
+    let mut s = seed;
+    (0..n)
+        .map(|i| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            match i % 7 {
+                0 => SPECIAL[(s >> 3) as usize % SPECIAL.len()],
+                1 if i % 5 == 0 => f64::INFINITY,
+                2 if i % 11 == 0 => f64::NAN,
+                _ => (u - 0.5) * 8.0,
+            }
+        })
+        .collect()
+}
+
+/// `sin(x) * exp(-(x * x)) + ln_1p(x * x) / y - 2 (3 - y) (1 / x) sqrt(y * y) cos(y) expm1(x)`
+/// through a `Fusion` equals the array kernels run one at a time, bit for bit, at every vector
+/// level, for lengths around the vector widths.
+#[test]
+fn fusion_of_two_inputs_matches_the_array_kernels() {
+    use duals::rules::UnaryRule as U;
+    let arr = |p: &'static [f64], t: &'static [f64]| Operand::Array {
+        primal: p,
+        tangent: t,
+    };
+    for level in Level::available() {
+        if level == Level::Scalar {
+            // The elementary functions run the table's libm calls at the scalar level.
+            continue;
+        }
+        for n in [0usize, 1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 1037] {
+            let leak = |v: Vec<f64>| -> &'static [f64] { Box::leak(v.into_boxed_slice()) };
+            let (xp, xt) = (leak(awkward(n, 1)), leak(awkward(n, 2)));
+            let (yp, yt) = (leak(awkward(n, 3)), leak(awkward(n, 4)));
+            // The array kernels, one instruction at a time.
+            let new = || (vec![0.0; n], vec![0.0; n]);
+            let un = |rule, (p, t): (&'static [f64], &'static [f64])| {
+                let (mut op, mut ot) = new();
+                kernels::unary_rule_with_level(level, rule, p, t, 1, &mut op, &mut ot).unwrap();
+                (leak(op), leak(ot))
+            };
+            let bin = |kernel: BinaryKernel, a: Operand<'static>, b: Operand<'static>| {
+                let (mut op, mut ot) = new();
+                kernel(level, a, b, 1, &mut op, &mut ot).unwrap();
+                (leak(op), leak(ot))
+            };
+            let a = |(p, t): (&'static [f64], &'static [f64])| arr(p, t);
+            let c = Operand::ScalarConst;
+            let x = (xp, xt);
+            let y = (yp, yt);
+            let xx_k = bin(kernels::mul_with_level, a(x), a(x));
+            let neg = (
+                leak(xx_k.0.iter().map(|v| -v).collect()),
+                leak(xx_k.1.iter().map(|v| -v).collect()),
+            );
+            let e = un(U::Exp, neg);
+            let s = un(U::Sin, x);
+            let se_k = bin(kernels::mul_with_level, a(s), a(e));
+            let l = un(U::Ln1p, xx_k);
+            let ly_k = bin(kernels::div_with_level, a(l), a(y));
+            let sum_k = bin(kernels::add_with_level, a(se_k), a(ly_k));
+            let three_k = bin(kernels::sub_with_level, c(3.0), a(y));
+            let twice_k = bin(kernels::mul_with_level, c(2.0), a(three_k));
+            let r = un(U::Recip, x);
+            let yy_k = bin(kernels::mul_with_level, a(y), a(y));
+            let q = un(U::Sqrt, yy_k);
+            let cy = un(U::Cos, y);
+            let em = un(U::ExpM1, x);
+            let t1_k = bin(kernels::mul_with_level, a(twice_k), a(r));
+            let t2_k = bin(kernels::mul_with_level, a(t1_k), a(q));
+            let t3_k = bin(kernels::mul_with_level, a(t2_k), a(cy));
+            let t4_k = bin(kernels::mul_with_level, a(t3_k), a(em));
+            let t5_k = bin(kernels::div_with_level, a(t4_k), c(0.7));
+            let t6_k = bin(kernels::div_with_level, c(1.5), a(t5_k));
+            let t7_k = bin(kernels::sub_with_level, a(sum_k), a(t6_k));
+            let want = bin(kernels::sub_with_level, a(t7_k), c(0.25));
+            // The same as one fused expression.
+            let mut f = kernels::Fusion::new(2);
+            let (fx, fy) = (f.input(0).unwrap(), f.input(1).unwrap());
+            let xx = f.mul(fx, fx);
+            let neg = f.neg(xx);
+            let e = f.unary(U::Exp, neg).unwrap();
+            let s = f.unary(U::Sin, fx).unwrap();
+            let se = f.mul(s, e);
+            let l = f.unary(U::Ln1p, xx).unwrap();
+            let ly = f.div(l, fy);
+            let sum = f.add(se, ly);
+            let three = f.const_sub(3.0, fy);
+            let twice = f.mul_const(three, 2.0);
+            let r = f.unary(U::Recip, fx).unwrap();
+            let yy = f.mul(fy, fy);
+            let q = f.unary(U::Sqrt, yy).unwrap();
+            let cy = f.unary(U::Cos, fy).unwrap();
+            let em = f.unary(U::ExpM1, fx).unwrap();
+            let t1 = f.mul(twice, r);
+            let t2 = f.mul(t1, q);
+            let t3 = f.mul(t2, cy);
+            let t4 = f.mul(t3, em);
+            let t5 = f.div_const(t4, 0.7);
+            let t6 = f.const_div(1.5, t5);
+            let t7 = f.sub(sum, t6);
+            let out = f.sub_const(t7, 0.25);
+            let (mut gp, mut gt) = new();
+            let finite = f
+                .eval_with_level(
+                    level,
+                    out,
+                    &[(xp, Some(xt)), (yp, Some(yt))],
+                    &mut gp,
+                    &mut gt,
+                )
+                .unwrap();
+            for i in 0..n {
+                assert!(
+                    same_bits(gp[i], want.0[i]) && same_bits(gt[i], want.1[i]),
+                    "{level:?} n = {n} at {i}: x = {:e}, y = {:e}: fused ({:e}, {:e}), kernels \
+                     ({:e}, {:e})",
+                    xp[i],
+                    yp[i],
+                    gp[i],
+                    gt[i],
+                    want.0[i],
+                    want.1[i]
+                );
+            }
+            // The finite check: every primal of every `+ - * /` result.
+            let arithmetic = [
+                xx_k, se_k, ly_k, sum_k, three_k, twice_k, yy_k, t1_k, t2_k, t3_k, t4_k, t5_k,
+                t6_k, t7_k, want,
+            ];
+            let all_finite = arithmetic.iter().all(|r| r.0.iter().all(|v| v.is_finite()));
+            assert_eq!(finite, all_finite, "{level:?} n = {n}");
+        }
+    }
+}
+
+/// The finite check sees every `+ - * /` result, in full vectors and in the tail, and ignores
+/// the padding lanes of the tail.
+#[test]
+fn fusion_reports_non_finite_arithmetic() {
+    use duals::rules::UnaryRule as U;
+    for level in Level::available() {
+        for n in [1usize, 5, 8, 13, 64] {
+            // (1 / x) + 1 at x = 1 everywhere is finite; the padding (x = 0) would not be.
+            let mut f = kernels::Fusion::new(1);
+            let x = f.input(0).unwrap();
+            let r = f.unary(U::Recip, x).unwrap();
+            let out = f.add_const(r, 1.0);
+            let (mut p, mut t) = (vec![0.0; n], vec![0.0; n]);
+            let ones = vec![1.0; n];
+            assert!(f
+                .eval_with_level(level, out, &[(&ones, None)], &mut p, &mut t)
+                .unwrap());
+            // exp(x) * 0 at one x = 1000 (an infinite product input): not finite.
+            for bad in [0, n - 1] {
+                let mut g = kernels::Fusion::new(1);
+                let x = g.input(0).unwrap();
+                let e = g.unary(U::Exp, x).unwrap();
+                let z = g.mul_const(e, 0.0);
+                let out = g.neg(z);
+                let mut xs = vec![1.0; n];
+                xs[bad] = 1000.0;
+                assert!(!g
+                    .eval_with_level(level, out, &[(&xs, Some(&ones))], &mut p, &mut t)
+                    .unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn fusion_rejects_foreign_arguments() {
+    let f = kernels::Fusion::new(2);
+    let x = f.input(0).unwrap();
+    assert!(f.input(2).is_none());
+    let (mut p, mut t) = (vec![0.0; 3], vec![0.0; 3]);
+    let v = [1.0; 3];
+    let err = f.eval(x, &[(&v, Some(&v))], &mut p, &mut t).unwrap_err();
+    assert!(matches!(
+        err,
+        KernelError::FusedArguments {
+            expected: 2,
+            found: 1
+        }
+    ));
+    let err = f
+        .eval(x, &[(&v, None), (&v[..2], Some(&v))], &mut p, &mut t)
+        .unwrap_err();
+    assert!(matches!(err, KernelError::PrimalLength { .. }));
+    let mut g = kernels::Fusion::new(1);
+    let gx = g.input(0).unwrap();
+    let _ = g.neg(gx);
+    let h = g.neg(gx);
+    let mut small = kernels::Fusion::new(1);
+    let sx = small.input(0).unwrap();
+    let _ = small.mul(sx, h); // a register of another expression
+    assert!(small.eval(h, &[(&v, None)], &mut p, &mut t).is_err());
+}
+
+/// A tangent given as `None` is 1 at every point: the same results as a stream of ones; and
+/// `eval_tangent` gives the tangents of `eval`.
+#[test]
+fn fusion_unit_tangent_is_a_stream_of_ones() {
+    use duals::rules::UnaryRule as U;
+    let mut f = kernels::Fusion::new(2);
+    let (x, y) = (f.input(0).unwrap(), f.input(1).unwrap());
+    let s = f.unary(U::Sin, x).unwrap();
+    let xy = f.mul(x, y);
+    let e = f.unary(U::Exp, xy).unwrap();
+    let out = f.div(s, e);
+    for n in [1usize, 7, 8, 9, 100] {
+        let (xs, ys) = (awkward(n, 5), awkward(n, 6));
+        let (ones, yt) = (vec![1.0; n], awkward(n, 7));
+        let (mut a, mut at) = (vec![0.0; n], vec![0.0; n]);
+        let (mut b, mut bt) = (vec![0.0; n], vec![0.0; n]);
+        let fa = f.eval(out, &[(&xs, None), (&ys, Some(&yt))], &mut a, &mut at);
+        let fb = f.eval(
+            out,
+            &[(&xs, Some(&ones)), (&ys, Some(&yt))],
+            &mut b,
+            &mut bt,
+        );
+        let mut ct = vec![0.0; n];
+        let fc = f.eval_tangent(out, &[(&xs, None), (&ys, Some(&yt))], &mut ct);
+        let fa = fa.unwrap();
+        assert_eq!(fa, fb.unwrap());
+        assert_eq!(fa, fc.unwrap());
+        for i in 0..n {
+            assert!(same_bits(at[i], ct[i]), "n = {n} at {i}");
+            assert!(
+                same_bits(a[i], b[i]) && same_bits(at[i], bt[i]),
+                "n = {n} at {i}"
+            );
+        }
+    }
+}

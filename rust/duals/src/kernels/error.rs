@@ -40,6 +40,14 @@ pub enum KernelError {
     NoArrayOperand,
     /// A `_with_level` kernel was asked for a level this CPU (or target) cannot run.
     LevelUnavailable(Level),
+    /// A [`Fusion`](super::Fusion) was evaluated with another number of inputs than it was
+    /// built for, or given a register that is not one of its own.
+    FusedArguments {
+        /// The inputs the expression has.
+        expected: usize,
+        /// The inputs that were passed.
+        found: usize,
+    },
 }
 
 impl fmt::Display for KernelError {
@@ -70,6 +78,11 @@ impl fmt::Display for KernelError {
                 f,
                 "dispatch level {level} is not available on this CPU; \
                  choose one of Level::available()"
+            ),
+            KernelError::FusedArguments { expected, found } => write!(
+                f,
+                "a fused expression of {expected} inputs was given {found} inputs or a \
+                 register of another expression; build the registers with the same Fusion"
             ),
         }
     }

@@ -320,3 +320,363 @@ fn unary<S: Simd, F: LaneFn>(simd: S, f: F, [pa, ta]: Reg<S>) -> Reg<S> {
     }
     r
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several inputs: fused elementwise expressions of arrays
+// ---------------------------------------------------------------------------------------------
+
+/// A register of a [`Fusion`]: an input or the result of an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedVar(u32);
+
+/// A fused elementwise expression of several arrays of duals with one tangent row each: the
+/// instructions of [`Program`] (`+ - * /`, their forms with a constant, negation and the rules
+/// with a SIMD body) over inputs that each have their own primal and tangent slices.
+///
+/// It is what an eager chain such as `sin(x) * exp(-(x * x)) + ln_1p(x * x)` becomes when its
+/// array kernels are not run one at a time: every intermediate of a vector of points stays in
+/// registers, and the whole chain is one pass over memory. Each instruction applies the same
+/// vector operations as the array kernel of its operation ([`super::add`], ... with one
+/// tangent row, a constant operand given as [`super::Operand::ScalarConst`];
+/// [`super::unary_rule`]), so the results are those of the kernels run one after the other,
+/// bit for bit (NaN payloads aside).
+///
+/// Every instruction gets a register of its own (no reuse), so that after a pass every
+/// intermediate can be inspected: [`Fusion::eval`] reports whether the primals of all `+ - * /`
+/// results were finite, for callers that treat non-finite arithmetic specially (the Python eager
+/// mode hands it to NumPy's error handling).
+///
+/// ```
+/// use duals::kernels::Fusion;
+/// use duals::rules::UnaryRule;
+/// // f(x, y) = sin(x) * y + 2, with dx = 1 and dy = 0: df = cos(x) y
+/// let mut f = Fusion::new(2);
+/// let (x, y) = (f.input(0).unwrap(), f.input(1).unwrap());
+/// let s = f.unary(UnaryRule::Sin, x).unwrap();
+/// let p = f.mul(s, y);
+/// let out = f.add_const(p, 2.0);
+/// let (xp, xt, yp, yt) = ([0.5; 9], [1.0; 9], [3.0; 9], [0.0; 9]);
+/// let (mut vp, mut vt) = ([0.0; 9], [0.0; 9]);
+/// let finite = f.eval(out, &[(&xp, Some(&xt)), (&yp, Some(&yt))], &mut vp, &mut vt).unwrap();
+/// assert!(finite);
+/// assert!((vt[8] - 0.5_f64.cos() * 3.0).abs() < 1e-15);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Fusion {
+    /// `(destination, instruction)` in order; destination `n_inputs + i` for step `i`.
+    steps: Vec<(u32, Instr)>,
+    n_inputs: usize,
+    /// Registers whose primals [`Fusion::eval`] checks (results of `+ - * /`).
+    checked: Vec<u32>,
+    /// Whether an instruction was given a register not written before it (one of another
+    /// expression): evaluation then refuses.
+    foreign: bool,
+}
+
+impl Fusion {
+    /// An expression of `n_inputs` arrays (registers `0..n_inputs`) and no instructions yet.
+    #[must_use]
+    pub fn new(n_inputs: usize) -> Self {
+        Fusion {
+            steps: Vec::new(),
+            n_inputs,
+            checked: Vec::new(),
+            foreign: false,
+        }
+    }
+
+    /// Input `i`, or `None` if `i >= n_inputs`.
+    #[must_use]
+    pub fn input(&self, i: usize) -> Option<FusedVar> {
+        if i < self.n_inputs {
+            u32::try_from(i).ok().map(FusedVar)
+        } else {
+            None
+        }
+    }
+
+    /// Number of instructions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there are no instructions (the output can only be an input).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Whether every instruction reads registers written before it (checked as they are
+    /// pushed: a register of another expression may not be) and `out` is a register.
+    fn is_consistent(&self, out: FusedVar) -> bool {
+        !self.foreign && (out.0 as usize) < self.n_inputs + self.steps.len()
+    }
+
+    fn push(&mut self, instr: Instr, reads: &[FusedVar], checked: bool) -> FusedVar {
+        let dst = (self.n_inputs + self.steps.len()) as u32;
+        self.foreign |= reads.iter().any(|r| r.0 >= dst);
+        self.steps.push((dst, instr));
+        if checked {
+            self.checked.push(dst);
+        }
+        FusedVar(dst)
+    }
+
+    /// `a + b`.
+    pub fn add(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
+        self.push(Instr::Add(a.0, b.0), &[a, b], true)
+    }
+
+    /// `a - b`.
+    pub fn sub(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
+        self.push(Instr::Sub(a.0, b.0), &[a, b], true)
+    }
+
+    /// `a * b` (`a * a` for a square, as the array kernel computes `x * x`).
+    pub fn mul(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
+        self.push(Instr::Mul(a.0, b.0), &[a, b], true)
+    }
+
+    /// `a / b`.
+    pub fn div(&mut self, a: FusedVar, b: FusedVar) -> FusedVar {
+        self.push(Instr::Div(a.0, b.0), &[a, b], true)
+    }
+
+    /// `-a` (the sign bits flipped).
+    pub fn neg(&mut self, a: FusedVar) -> FusedVar {
+        self.push(Instr::Neg(a.0), &[a], false)
+    }
+
+    /// `a + c` (also `c + a`: the same sum).
+    pub fn add_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
+        self.push(Instr::AddConst(a.0, c), &[a], true)
+    }
+
+    /// `a - c`, computed as `a + (-c)`: the same IEEE result.
+    pub fn sub_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
+        self.push(Instr::AddConst(a.0, -c), &[a], true)
+    }
+
+    /// `c - a`.
+    pub fn const_sub(&mut self, c: f64, a: FusedVar) -> FusedVar {
+        self.push(Instr::ConstSub(c, a.0), &[a], true)
+    }
+
+    /// `a * c` (also `c * a`).
+    pub fn mul_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
+        self.push(Instr::MulConst(a.0, c), &[a], true)
+    }
+
+    /// `a / c`.
+    pub fn div_const(&mut self, a: FusedVar, c: f64) -> FusedVar {
+        self.push(Instr::DivConst(a.0, c), &[a], true)
+    }
+
+    /// `c / a`.
+    pub fn const_div(&mut self, c: f64, a: FusedVar) -> FusedVar {
+        self.push(Instr::ConstDiv(c, a.0), &[a], true)
+    }
+
+    /// Whether [`Fusion::unary`] takes `rule` (it has a SIMD body).
+    #[must_use]
+    pub fn fuses(rule: crate::rules::UnaryRule) -> bool {
+        super::simd_rule(rule).is_some()
+    }
+
+    /// `rule(a)`, or `None` if the rule has no SIMD body (see [`super::unary_rule`]).
+    pub fn unary(&mut self, rule: crate::rules::UnaryRule, a: FusedVar) -> Option<FusedVar> {
+        let rule = super::simd_rule(rule)?;
+        Some(self.push(Instr::Unary(rule, a.0), &[a], false))
+    }
+
+    /// The expression with `out` as its output, on every point of the inputs: `out_p[i]` and
+    /// `out_t[i]` are the primal and tangent of `out` at point `i`, where input `j` has primal
+    /// `inputs[j].0[i]` and tangent `inputs[j].1[i]`, or tangent 1 where that is `None` (the
+    /// variable of a derivative, without a stream of ones to read).
+    ///
+    /// Returns whether the primals of every `+ - * /` result were finite at every point.
+    ///
+    /// # Errors
+    /// [`KernelError::PrimalLength`] or [`KernelError::TangentLength`] if a slice does not have
+    /// `out_p.len()` values, [`KernelError::FusedArguments`] for a wrong number of
+    /// inputs or a register that is not of this expression.
+    pub fn eval(
+        &self,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.eval_with_level(Level::best(), out, inputs, out_p, out_t)
+    }
+
+    /// [`Fusion::eval`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval`], and [`KernelError::LevelUnavailable`] if this CPU cannot run
+    /// `level`.
+    pub fn eval_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        check_primal("out_t", out_t.len(), out_p.len())?;
+        self.run(level, out, inputs, Some(out_p), out_t)
+    }
+
+    /// [`Fusion::eval`] without the primal of the output: `out_t[i]` only (the derivative; the
+    /// primals of the intermediates are computed all the same, in registers).
+    ///
+    /// # Errors
+    /// As [`Fusion::eval`].
+    pub fn eval_tangent(
+        &self,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.eval_tangent_with_level(Level::best(), out, inputs, out_t)
+    }
+
+    /// [`Fusion::eval_tangent`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_with_level`].
+    pub fn eval_tangent_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.run(level, out, inputs, None, out_t)
+    }
+
+    /// The checks of [`Fusion::eval_with_level`] (`n = out_t.len()`), then the pass.
+    fn run(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[(&[f64], Option<&[f64]>)],
+        out_p: Option<&mut [f64]>,
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        let n = out_t.len();
+        for (p, t) in inputs {
+            check_primal("input primal", p.len(), n)?;
+            if let Some(t) = t {
+                check_primal("input tangent", t.len(), n)?;
+            }
+        }
+        if inputs.len() != self.n_inputs || !self.is_consistent(out) {
+            return Err(KernelError::FusedArguments {
+                expected: self.n_inputs,
+                found: inputs.len(),
+            });
+        }
+        run(
+            level,
+            FusedMany {
+                fusion: self,
+                out: out.0 as usize,
+                inputs,
+                out_p,
+                out_t,
+            },
+        )
+    }
+}
+
+struct FusedMany<'a> {
+    fusion: &'a Fusion,
+    out: usize,
+    inputs: &'a [(&'a [f64], Option<&'a [f64]>)],
+    out_p: Option<&'a mut [f64]>,
+    out_t: &'a mut [f64],
+}
+
+impl WithSimd for FusedMany<'_> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> bool {
+        let FusedMany {
+            fusion,
+            out,
+            inputs,
+            mut out_p,
+            out_t,
+        } = self;
+        let (zero, one) = (simd.splat_f64s(0.0), simd.splat_f64s(1.0));
+        let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; fusion.n_inputs + fusion.steps.len()];
+        let lanes = GROUP * S::F64_LANES;
+        let n = out_t.len();
+        let full = n / lanes * lanes;
+        // `p * 0` is zero for a finite `p` and NaN otherwise: the sum stays zero while every
+        // checked primal is finite.
+        let mut bad = zero;
+        let mut start = 0;
+        while start < full {
+            for (reg, (p, t)) in regs.iter_mut().zip(inputs) {
+                reg[0].copy_from_slice(S::as_simd_f64s(&p[start..start + lanes]).0);
+                match t {
+                    Some(t) => reg[1].copy_from_slice(S::as_simd_f64s(&t[start..start + lanes]).0),
+                    None => reg[1] = [one; GROUP],
+                }
+            }
+            eval(simd, &fusion.steps, &mut regs);
+            for &r in &fusion.checked {
+                for &p in &regs[r as usize][0] {
+                    bad = simd.mul_add_e_f64s(p, zero, bad);
+                }
+            }
+            if let Some(out_p) = out_p.as_deref_mut() {
+                let vo = &mut out_p[start..start + lanes];
+                S::as_mut_simd_f64s(vo).0.copy_from_slice(&regs[out][0]);
+            }
+            let to = &mut out_t[start..start + lanes];
+            S::as_mut_simd_f64s(to).0.copy_from_slice(&regs[out][1]);
+            start += lanes;
+        }
+        let mut buf = [0.0; GROUP * MAX_LANES];
+        let buf = &mut buf[..lanes];
+        let mut finite = {
+            S::as_mut_simd_f64s(buf).0.copy_from_slice(&[bad; GROUP]);
+            buf.iter().all(|v| *v == 0.0)
+        };
+        let rest = n - full;
+        if rest > 0 {
+            // The last points, padded with zeros whose results are dropped (and not checked).
+            for (reg, (p, t)) in regs.iter_mut().zip(inputs) {
+                for (k, src) in [Some(*p), *t].into_iter().enumerate() {
+                    match src {
+                        Some(src) => {
+                            buf.fill(0.0);
+                            buf[..rest].copy_from_slice(&src[full..]);
+                            reg[k].copy_from_slice(S::as_simd_f64s(buf).0);
+                        }
+                        None => reg[k] = [one; GROUP],
+                    }
+                }
+            }
+            eval(simd, &fusion.steps, &mut regs);
+            for &r in &fusion.checked {
+                S::as_mut_simd_f64s(buf)
+                    .0
+                    .copy_from_slice(&regs[r as usize][0]);
+                finite &= buf[..rest].iter().all(|v| v.is_finite());
+            }
+            if let Some(out_p) = out_p {
+                S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
+                out_p[full..].copy_from_slice(&buf[..rest]);
+            }
+            S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][1]);
+            out_t[full..].copy_from_slice(&buf[..rest]);
+        }
+        finite
+    }
+}
