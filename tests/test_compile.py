@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -177,6 +177,7 @@ pts = st.integers(1, 5).flatmap(
 
 @settings(max_examples=40, deadline=None)
 @given(xs=pts, ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=6))
+@example(xs=(np.zeros(3), np.zeros(3), np.zeros(3)), ops=[(1, 4)])  # hypot at (0, 0)
 def test_random_programs_compiled_equal_eager(xs, ops):
     f = _program(ops)
     c = duals.compile(f, xs[0])
@@ -191,8 +192,17 @@ def test_random_programs_compiled_equal_eager(xs, ops):
         return np.sum(f(z) ** 2)
 
     cg = duals.compile(g, xs[0])
+    # Entries of the Hessian that are zero everywhere (no operation combines the two inputs):
+    # read at a generic point, where every operation here is smooth.
+    generic = np.random.default_rng(len(ops)).uniform(0.3, 0.9, xs[0].size)
+    zero_everywhere = duals.hessian(g, generic) == 0.0
     for x in xs:
-        np.testing.assert_allclose(cg.hessian(x), duals.hessian(g, x), rtol=1e-9, atol=1e-9)
+        ch, eh = cg.hessian(x), duals.hessian(g, x)
+        # Where a derivative is undefined (hypot at (0, 0)), eager propagation of dense tangents
+        # gives NaN even for entries that are zero everywhere (0/0 with a zero tangent); the
+        # compiled Hessian pass keeps those entries exactly 0, as its docstring states.
+        kept = zero_everywhere & np.isnan(eh) & (ch == 0.0)
+        np.testing.assert_allclose(ch[~kept], eh[~kept], rtol=1e-9, atol=1e-9)
         v = np.linspace(-1.0, 1.0, x.size)
         np.testing.assert_allclose(cg.hvp(x, v), duals.hvp(g, x, v), rtol=1e-9, atol=1e-9)
 
