@@ -1211,7 +1211,7 @@ static ARITHMETIC_UFUNCS: OnceLock<[Py<PyAny>; 5]> = OnceLock::new();
 ///
 /// Read without the numpy crate's borrow flags (as `tape.rs` reads its inputs): callers use the
 /// slice with the thread attached and no Python code running, or copy it before detaching.
-fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
+pub(crate) fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
     if a.len() == 0 || !a.is_aligned() {
         return None;
     }
@@ -1237,13 +1237,54 @@ fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, [f64]>> {
     Some(Cow::Owned(out))
 }
 
+/// The tangent `(K, *S)` of `n = prod(S)` elements per row as `(elements, row stride)`: the
+/// array's own memory if each row `t[j]` is C-contiguous and the rows are `stride >= n` apart in
+/// increasing order (a view such as `x[:m]` of a longer 1-d array: its rows are the parent's,
+/// cut short), with `stride = n` if the array is C-contiguous; else a C-ordered copy as
+/// `elements` makes it. `None` for an empty or misaligned array.
+pub(crate) fn tangent_rows<'a>(
+    t: &'a Bound<'_, PyArrayDyn<f64>>,
+) -> Option<(Cow<'a, [f64]>, usize)> {
+    let (shape, strides) = (t.shape(), t.strides());
+    let k = *shape.first()?;
+    let n: usize = shape[1..].iter().product();
+    if k > 1 && n > 0 && t.is_aligned() && !t.is_c_contiguous() {
+        // Each row C-contiguous: the strides of the trailing axes of length > 1 are those of a
+        // C-ordered block of `n` elements.
+        let mut expected = size_of::<f64>() as isize;
+        let mut row_contiguous = true;
+        for (&len, &stride) in shape[1..].iter().zip(&strides[1..]).rev() {
+            if len != 1 && stride != expected {
+                row_contiguous = false;
+                break;
+            }
+            expected = expected.saturating_mul(len as isize);
+        }
+        let step = strides[0] / size_of::<f64>() as isize;
+        if row_contiguous && strides[0] % size_of::<f64>() as isize == 0 && step >= n as isize {
+            let stride = step as usize;
+            // SAFETY: as in `elements`: the array is alive (borrowed by `t`), aligned and only
+            // read with the thread attached while no Python code runs. Its `k` rows of `n`
+            // elements start `stride` elements apart at its data pointer, so the span from the
+            // first element to the last one, `(k - 1) * stride + n` elements, lies within the one
+            // allocation the array views; the elements between the rows belong to that
+            // allocation too (they are read by no kernel: `Operand::Rows` reads the rows only).
+            let span = unsafe { std::slice::from_raw_parts(t.data(), (k - 1) * stride + n) };
+            return Some((Cow::Borrowed(span), stride));
+        }
+    }
+    elements(t).map(|e| (e, n))
+}
+
 /// One operand of a DualArray fast path.
 enum Side<'a> {
     /// A DualArray of a first-order seed with float64 primal (shape `S`, not 0-d) and tangent
-    /// `(K, *S)`, in C order.
+    /// `(K, *S)`: the primal in C order, the tangent's rows `stride` elements apart, each in
+    /// C order (`tangent_rows`).
     Array {
         p: Cow<'a, [f64]>,
         t: Cow<'a, [f64]>,
+        stride: usize,
         shape: &'a [usize],
         seed: &'a Py<PyAny>,
         layout: Layout,
@@ -1280,10 +1321,11 @@ impl<'a> Side<'a> {
             if shape.is_empty() || tshape.first() != Some(&layout.rows()) || tshape[1..] != *shape {
                 return Ok(None);
             }
-            return Ok(match (elements(p), elements(t)) {
-                (Some(p), Some(t)) => Some(Side::Array {
+            return Ok(match (elements(p), tangent_rows(t)) {
+                (Some(p), Some((t, stride))) => Some(Side::Array {
                     p,
                     t,
+                    stride,
                     shape,
                     seed: &a.s,
                     layout,
@@ -1326,13 +1368,31 @@ impl<'a> Side<'a> {
         }
     }
 
+    /// The number of elements of an array operand (0 for a scalar).
+    fn len(&self) -> usize {
+        match self {
+            Side::Array { p, .. } | Side::Const { p, .. } => p.len(),
+            Side::Scalar(_) | Side::ScalarConst(_) => 0,
+        }
+    }
+
     /// The kernel operand, reading NumPy memory in place.
     fn operand(&self) -> Operand<'_> {
         match self {
-            Side::Array { p, t, .. } => Operand::Array {
-                primal: p,
-                tangent: t,
-            },
+            Side::Array { p, t, stride, .. } => {
+                if *stride == self.len() {
+                    Operand::Array {
+                        primal: p,
+                        tangent: t,
+                    }
+                } else {
+                    Operand::Rows {
+                        primal: p,
+                        tangent: t,
+                        stride: *stride,
+                    }
+                }
+            }
             Side::Scalar(d) => Operand::Scalar {
                 primal: d.x.re(),
                 tangent: d.x.eps(),
@@ -1359,6 +1419,19 @@ impl<'a> Side<'a> {
             }
         };
         match self {
+            Side::Array { p, t, stride, .. } if *stride != self.len() => {
+                // the rows only, copied together
+                let n = self.len();
+                t_buf.clear();
+                for row in t.chunks(*stride) {
+                    t_buf.extend_from_slice(&row[..n]);
+                }
+                let t_buf: &'s [f64] = t_buf;
+                Operand::Array {
+                    primal: private(p, p_buf),
+                    tangent: t_buf,
+                }
+            }
             Side::Array { p, t, .. } => Operand::Array {
                 primal: private(p, p_buf),
                 tangent: private(t, t_buf),
@@ -1592,6 +1665,7 @@ fn array_neg<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bou
     let Some(Side::Array {
         p,
         t,
+        stride,
         shape,
         seed,
         layout,
@@ -1603,10 +1677,16 @@ fn array_neg<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Option<Bou
         .chain(shape.iter().copied())
         .collect();
     let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
-    for (src, dst) in [(&p, out_p.data()), (&t, out_t.data())] {
-        for (d, &s) in dst.iter_mut().zip(src.iter()) {
+    let negate = |dst: &mut [f64], src: &[f64]| {
+        for (d, &s) in dst.iter_mut().zip(src) {
             *d = -s;
         }
+    };
+    negate(out_p.data(), &p);
+    // row by row (the rows of a view are `stride` apart)
+    let n = p.len();
+    for (dst, src) in out_t.data().chunks_mut(n).zip(t.chunks(stride)) {
+        negate(dst, src);
     }
     new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
 }

@@ -8,6 +8,8 @@
 //! base class of `DualArray` with native `x[i]` / `x[i] = d`, and the fast paths that collect
 //! outputs made of Duals.
 //!
+//! `join`: `np.concatenate` of dual arrays, primal and tangent rows joined in one call.
+//!
 //! `tape`: recorded programs, `TapeBuilder` (for the tracer), `Tape` (a finished tape and its
 //! drivers) and `CompiledCore` (the guard cache and fast path of `duals.compile`).
 
@@ -20,6 +22,7 @@ use duals::rules::{BinaryRule, UnaryRule};
 
 mod dual;
 mod errors;
+mod join;
 mod tape;
 
 /// Element count above which the GIL is released during a kernel.
@@ -226,6 +229,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dual::_collect_duals, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
+    m.add_function(wrap_pyfunction!(join::_concatenate, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;
     m.add_class::<tape::Tape>()?;
     m.add_class::<tape::CompiledCore>()?;
