@@ -451,3 +451,59 @@ def test_strided_rows_released_gil_path_is_bit_identical():
     a, b = x[:n], x[n:]
     for op, _, _ in OPS.values():
         _assert_same(op(a, b), op(a.copy(), b.copy()))
+
+
+# ------------------------------------------------------------------------------------------------
+# Large tangent blocks: split in two blocks of rows, the second on a helper thread
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("k", [2, 65])
+def test_split_kernels_are_bit_identical_to_blocks_of_rows(name, k, native_only):
+    # k * n above the split threshold (1 << 14); each block of 8 rows alone runs unsplit
+    n = 1000 if k == 65 else 9000
+    x, y = _arrays((n,), k, positive=False, rng_seed=7)
+    w, _ = _arrays((2 * n,), k, positive=False, rng_seed=8)
+    op = OPS[name][0]
+    for a, b in ((x, y), (w[:n], y), (x, w[n:]), (x, 2.5), (-1.5, w[1 : n + 1]), (x, y.primal)):
+        got = op(a, b)
+        for j0 in range(0, k, 8):
+            rows = _core.Seed.first(min(k, j0 + 8) - j0)
+
+            def block(v, j0=j0, rows=rows):
+                if not isinstance(v, duals.DualArray):
+                    return v
+                return _core._make(v.primal, v.tangent[j0 : j0 + rows.K].copy(), rows)
+
+            want = op(block(a), block(b))
+            np.testing.assert_array_equal(got.primal, want.primal)
+            np.testing.assert_array_equal(got.tangent[j0 : j0 + rows.K], want.tangent)
+
+
+def test_split_concatenate_is_bit_identical():
+    k, n = 40, 1000
+    x, y = _arrays((n,), k, rng_seed=9)
+    got = np.concatenate([x[:-1], np.ones(3), y[::-1], x[1:]])
+    parts = [x[:-1], np.ones(3), y[::-1], x[1:]]
+    np.testing.assert_array_equal(got.primal, np.concatenate([_core._parts(p)[0] for p in parts]))
+    want_t = np.concatenate(
+        [x.tangent[:, :-1], np.zeros((k, 3)), y.tangent[:, ::-1], x.tangent[:, 1:]], axis=1
+    )
+    np.testing.assert_array_equal(got.tangent, want_t)
+
+
+def test_split_kernels_from_several_python_threads():
+    # one split at a time; the others run unsplit: the same results
+    import concurrent.futures
+
+    x, y = _arrays((3000,), 16, positive=False, rng_seed=10)
+    want = [(x * y).tangent, (x - y).tangent, (x / y).tangent]
+
+    def work(_):
+        return [(x * y).tangent, (x - y).tangent, (x / y).tangent]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for got in ex.map(work, range(40)):
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._collect import collect
 from ._core import DualArray, Seed, _DualBase, _make, _new_array
-from ._native import _eye, _jacobian_rows
+from ._native import _alloc_enter, _alloc_exit, _eye, _jacobian_rows
 
 __all__ = [
     "derivative",
@@ -50,6 +50,11 @@ _FIRST_WIDTH = 128
 _HVP_WIDTH = 64
 _BLOCK = 32
 _TANGENT_BUDGET = 1 << 22
+
+# Tangent blocks (K * n elements) from which the drivers evaluate with NumPy's allocator set to
+# the block cache of the native module (rust/duals-py/src/alloc.rs): freed blocks are reused
+# instead of being returned to the system and faulted in again page by page.
+_CACHE_ABOVE = 1 << 15
 
 # Arrays below this size are allocated without asking the system for the memory available.
 _SMALL_BYTES = 1 << 26
@@ -378,9 +383,21 @@ def _jacobian(f, x, args, chunk, driver: str):
             _need_scalar("grad", yp, "jacobian")
         return yp, np.zeros((yp.size, 0)), x0
     _check_memory((k, n), "seed of the tangent chunk", "pass a smaller chunk=")
-    if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
-        yp, _, J = _one_pass(f, x0, args, driver)
-        return yp, J, x0
+    # Large tangent blocks: NumPy's allocator keeps freed blocks for reuse meanwhile
+    previous = _alloc_enter() if k * n >= _CACHE_ABOVE else None
+    try:
+        if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
+            yp, _, J = _one_pass(f, x0, args, driver)
+            return yp, J, x0
+        return _chunks(f, x0, args, k, driver)
+    finally:
+        if previous is not None:
+            _alloc_exit(previous)
+
+
+def _chunks(f, x0: np.ndarray, args: tuple, k: int, driver: str):
+    """``(f(x0) primal, J, x0)`` from evaluations with ``k`` directions at a time."""
+    n = x0.size
     Jt = None  # J transposed, filled row block by row block (contiguous copies)
     yp = None
     for c0 in range(0, n, k):

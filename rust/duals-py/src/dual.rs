@@ -1573,6 +1573,8 @@ fn array_kernel<'py>(
                 let (x, y) = (sa.operand_copied(sa_buf), sb.operand_copied(sb_buf));
                 py.detach(|| arithmetic(op, x, y, k, op_, ot))
             })
+        } else if k >= 2 && op_.len() * k >= crate::par::SPLIT_ABOVE {
+            split_arithmetic(op, sa.operand(), sb.operand(), k, op_, ot)
         } else {
             arithmetic(op, sa.operand(), sb.operand(), k, op_, ot)
         }
@@ -1585,6 +1587,37 @@ fn array_kernel<'py>(
         }
     }
     new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
+}
+
+/// `arithmetic` in two blocks of tangent rows, the second on the helper thread (`crate::par`):
+/// the same values (each block is the kernel on those rows; the second block's primal goes to a
+/// scratch buffer).
+fn split_arithmetic(
+    op: Op,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) -> Result<(), KernelError> {
+    let (n, h) = (out_p.len(), k / 2);
+    let (lo, hi) = out_t.split_at_mut(h * n);
+    let (mut r_lo, mut r_hi) = (Ok(()), Ok(()));
+    let mut scratch = vec![0.0; n];
+    crate::par::both(
+        || r_lo = arithmetic(op, a.row_block(0, h, n), b.row_block(0, h, n), h, out_p, lo),
+        || {
+            r_hi = arithmetic(
+                op,
+                a.row_block(h, k, n),
+                b.row_block(h, k, n),
+                k - h,
+                &mut scratch,
+                hi,
+            )
+        },
+    );
+    r_lo.and(r_hi)
 }
 
 /// `a op b` with the engine's kernel of `op` (`out_p`: `n` values, `out_t`: `k * n` tangents).
@@ -1905,9 +1938,13 @@ pub(crate) fn _jacobian_rows<'py>(
 /// _eye(n) -> ndarray: a new ``(n, n)`` identity matrix (float64), the seed of ``n`` directions.
 #[pyfunction]
 pub(crate) fn _eye(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
-    let mut data = vec![0.0; n * n];
+    // Written in place (no Rust buffer copied in: for large n, each fresh buffer costs a page
+    // fault per 4 KiB).
+    let mut eye = Fresh::new(py, vec![n, n]);
+    let data = eye.data();
+    data.fill(0.0);
     for slot in data.iter_mut().step_by(n + 1) {
         *slot = 1.0;
     }
-    new_array(py, vec![n, n], data)
+    Ok(eye.array().into_any())
 }

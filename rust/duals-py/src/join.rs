@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::dual::{elements, tangent_rows, DualArrayBase};
+use crate::par::{self, SPLIT_ABOVE};
 
 /// The parts of a result: primal, tangent, seed.
 type Parts<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
@@ -141,6 +142,8 @@ pub(crate) fn _concatenate<'py>(
             return Ok(None);
         };
         let row = dp.len();
+        // (offset in a row of the result, elements, tangent rows and their stride or None)
+        let mut blocks = Vec::with_capacity(pieces.len());
         let mut at = 0;
         for piece in &pieces {
             let n: usize = piece.p.len();
@@ -151,22 +154,34 @@ pub(crate) fn _concatenate<'py>(
                 return Ok(None);
             };
             dp[at..at + n].copy_from_slice(&p);
-            match &piece.t {
-                Some(t) => {
-                    let Some((t, stride)) = tangent_rows(t) else {
-                        return Ok(None);
-                    };
-                    for (dst, src) in dt.chunks_mut(row).zip(t.chunks(stride)) {
-                        dst[at..at + n].copy_from_slice(&src[..n]);
-                    }
-                }
-                None => {
-                    for dst in dt.chunks_mut(row) {
-                        dst[at..at + n].fill(0.0);
+            let rows = match &piece.t {
+                Some(t) => match tangent_rows(t) {
+                    Some(rows) => Some(rows),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            blocks.push((at, n, rows));
+            at += n;
+        }
+        // Tangent rows j0.. of the result into `dst` (whole rows).
+        let copy = |j0: usize, dst: &mut [f64]| {
+            for (j, out) in (j0..).zip(dst.chunks_mut(row)) {
+                for (at, n, rows) in &blocks {
+                    let out = &mut out[*at..*at + *n];
+                    match rows {
+                        Some((t, stride)) => out.copy_from_slice(&t[j * stride..j * stride + n]),
+                        None => out.fill(0.0),
                     }
                 }
             }
-            at += n;
+        };
+        if k >= 2 && dt.len() >= SPLIT_ABOVE {
+            let h = k / 2;
+            let (lo, hi) = dt.split_at_mut(h * row);
+            par::both(|| copy(0, lo), || copy(h, hi));
+        } else {
+            copy(0, dt);
         }
     } else {
         // SAFETY: the new arrays are not yet visible to any other code: these are the only

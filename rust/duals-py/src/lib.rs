@@ -10,6 +10,10 @@
 //!
 //! `join`: `np.concatenate` of dual arrays, primal and tangent rows joined in one call.
 //!
+//! `par`: large arithmetic kernels and joins split in two blocks of tangent rows, the second on
+//! a helper thread. `alloc`: a NumPy allocator that keeps large freed blocks for reuse, set by
+//! the drivers around evaluations with wide tangent blocks.
+//!
 //! `tape`: recorded programs, `TapeBuilder` (for the tracer), `Tape` (a finished tape and its
 //! drivers) and `CompiledCore` (the guard cache and fast path of `duals.compile`).
 
@@ -20,9 +24,11 @@ use pyo3::prelude::*;
 use duals::kernels;
 use duals::rules::{BinaryRule, UnaryRule};
 
+mod alloc;
 mod dual;
 mod errors;
 mod join;
+mod par;
 mod tape;
 
 /// Element count above which the GIL is released during a kernel.
@@ -230,6 +236,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_eye, m)?)?;
     m.add_function(wrap_pyfunction!(join::_concatenate, m)?)?;
+    m.add_function(wrap_pyfunction!(alloc::_alloc_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(alloc::_alloc_exit, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;
     m.add_class::<tape::Tape>()?;
     m.add_class::<tape::CompiledCore>()?;

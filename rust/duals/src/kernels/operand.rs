@@ -92,6 +92,40 @@ impl<'a> Operand<'a> {
         }
     }
 
+    /// The operand restricted to tangent rows `j0..j1` of `n` elements (a constant unchanged):
+    /// a kernel run on the rows `j0..j1` of both operands computes the same values as rows
+    /// `j0..j1` of the kernel run on all of them, so a kernel can be split into blocks of rows.
+    ///
+    /// # Panics
+    /// If the rows are not there (`j0 > j1` or `j1` beyond the operand's rows); a checked
+    /// operand (see the kernels' errors) has all of them.
+    pub fn row_block(&self, j0: usize, j1: usize, n: usize) -> Operand<'a> {
+        match *self {
+            Operand::Array { primal, tangent } => Operand::Array {
+                primal,
+                tangent: &tangent[j0 * n..j1 * n],
+            },
+            Operand::Rows {
+                primal,
+                tangent,
+                stride,
+            } => Operand::Rows {
+                primal,
+                tangent: if j1 > j0 {
+                    &tangent[j0 * stride..(j1 - 1) * stride + n]
+                } else {
+                    &[]
+                },
+                stride,
+            },
+            Operand::Scalar { primal, tangent } => Operand::Scalar {
+                primal,
+                tangent: &tangent[j0..j1],
+            },
+            Operand::ArrayConst(_) | Operand::ScalarConst(_) => *self,
+        }
+    }
+
     /// Checks the lengths against `n` elements and `k` tangents; `names` are the primal and
     /// tangent argument names for the error.
     pub(super) fn check(
