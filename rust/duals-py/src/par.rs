@@ -11,9 +11,14 @@
 //! The helper spins briefly after each job (a burst of kernels from one user function costs a
 //! wake-up once), then parks. The second job is claimed by whichever thread gets to it first:
 //! when the helper is slow to start (the other CPU busy with another process), the caller runs
-//! it itself after its own, so a split is never much slower than running both in turn.
+//! it itself after its own, so a split is never much slower than running both in turn. A helper
+//! that is late (not started, or finishing well after the caller) makes the next splits run on
+//! the calling thread, for a number of splits that grows fourfold while it stays late: a helper
+//! preempted in the middle of a job costs the caller a wait, which on a loaded machine would
+//! otherwise recur at every split (measured with another process busy: the Brusselator-512
+//! Jacobian 1.5-2.0 ms split at every kernel, 1.2-1.3 ms without the helper).
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -28,11 +33,21 @@ const POSTED: u8 = 1;
 /// The job was claimed (by the helper or the caller) and is running or done.
 const CLAIMED: u8 = 2;
 
-/// Tangent elements of a kernel above which it is split in two (measured: see `both`).
+/// Tangent elements of a kernel from which it is split in two (128 KiB of tangents: below, the
+/// hand-over costs about what the split saves; measured on 2 cores, `x * y` with 64 rows of 256
+/// 4.3 -> 3.9 us, 128 rows 10.3 -> 9.5 us, and the Brusselator-512 Jacobian with 128 directions
+/// 0.92 -> 0.75 ms, minimum of interleaved runs on a shared machine).
 pub(crate) const SPLIT_ABOVE: usize = 1 << 14;
 
+/// Splits to run on the calling thread only (backing off after a late helper), and the current
+/// length of the back-off.
+static SKIP: AtomicUsize = AtomicUsize::new(0);
+static BACKOFF: AtomicUsize = AtomicUsize::new(0);
+/// The longest back-off, in splits (about a tenth of a second of kernels).
+const MAX_BACKOFF: usize = 1 << 14;
+
 /// How long the helper spins for the next job before it parks.
-const SPIN: Duration = Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(30);
 
 struct Helper {
     thread: Thread,
@@ -44,7 +59,7 @@ struct Helper {
     /// Whether the last job the helper ran panicked (the caller panics in turn).
     panicked: AtomicBool,
     /// Whether the helper is parked (needs an unpark).
-    parked: AtomicPtr<()>,
+    parked: AtomicBool,
 }
 
 /// A job pointer that may cross threads: the closure is `Sync`, and [`both`] keeps it alive
@@ -81,7 +96,7 @@ fn helper() -> Option<&'static Helper> {
             state: AtomicU8::new(IDLE),
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
-            parked: AtomicPtr::new(std::ptr::null_mut()),
+            parked: AtomicBool::new(false),
         }));
         tx.send(h).ok()?;
         Some(h)
@@ -111,16 +126,18 @@ fn serve(h: &'static Helper) {
             continue;
         }
         if last.elapsed() < SPIN {
-            std::hint::spin_loop();
+            // yielding rather than spinning: on a loaded machine the CPU goes to what else is
+            // runnable (the caller's own thread included)
+            thread::yield_now();
             continue;
         }
         // Announce the park, then re-check (SeqCst pairs with `both`'s post and check: a job
         // posted in between is seen here, or `both` sees the flag and unparks).
-        h.parked.store(std::ptr::dangling_mut(), Ordering::SeqCst);
+        h.parked.store(true, Ordering::SeqCst);
         if h.state.load(Ordering::SeqCst) != POSTED {
             thread::park_timeout(Duration::from_millis(100));
         }
-        h.parked.store(std::ptr::null_mut(), Ordering::Release);
+        h.parked.store(false, Ordering::Release);
         last = Instant::now();
     }
 }
@@ -143,6 +160,13 @@ pub(crate) fn both(first: impl FnOnce(), second: impl FnOnce() + Send) {
         second();
         return;
     };
+    // Backing off: the helper was late recently (the other CPU busy with another process)
+    if SKIP.load(Ordering::Relaxed) > 0 {
+        SKIP.fetch_sub(1, Ordering::Relaxed);
+        first();
+        second();
+        return;
+    }
     // Run once, by whichever thread claims it.
     let cell = Mutex::new(Some(second));
     let run = || {
@@ -164,7 +188,7 @@ pub(crate) fn both(first: impl FnOnce(), second: impl FnOnce() + Send) {
     }
     let ticket = h.done.load(Ordering::Acquire);
     h.state.store(POSTED, Ordering::SeqCst);
-    if !h.parked.load(Ordering::SeqCst).is_null() {
+    if h.parked.load(Ordering::SeqCst) {
         h.thread.unpark();
     }
 
@@ -174,9 +198,16 @@ pub(crate) fn both(first: impl FnOnce(), second: impl FnOnce() + Send) {
         h: &'a Helper,
         ticket: usize,
         second: &'a (dyn Fn() + Sync),
+        /// Whether the helper ran the job, and how long this thread waited for it.
+        helped: bool,
+        waited: Duration,
+        finished: bool,
     }
-    impl Drop for Wait<'_> {
-        fn drop(&mut self) {
+    impl Wait<'_> {
+        fn drop_now(&mut self) {
+            if std::mem::replace(&mut self.finished, true) {
+                return;
+            }
             let h = self.h;
             if h.state
                 .compare_exchange(POSTED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
@@ -186,16 +217,19 @@ pub(crate) fn both(first: impl FnOnce(), second: impl FnOnce() + Send) {
                 (self.second)();
             } else {
                 // claimed by the helper: wait until it counts it done
+                self.helped = true;
+                let start = Instant::now();
                 let target = self.ticket + 1;
                 let mut spins = 0u32;
                 while h.done.load(Ordering::Acquire) < target {
                     spins += 1;
-                    if spins < 1 << 16 {
+                    if spins < 1 << 10 {
                         std::hint::spin_loop();
                     } else {
                         thread::yield_now();
                     }
                 }
+                self.waited = start.elapsed();
             }
             if let Ok(mut slot) = h.job.lock() {
                 *slot = None;
@@ -203,12 +237,34 @@ pub(crate) fn both(first: impl FnOnce(), second: impl FnOnce() + Send) {
             h.state.store(IDLE, Ordering::Release);
         }
     }
-    let wait = Wait {
+    impl Drop for Wait<'_> {
+        fn drop(&mut self) {
+            self.drop_now();
+        }
+    }
+    let mut wait = Wait {
         h,
         ticket,
         second: &run,
+        helped: false,
+        waited: Duration::ZERO,
+        finished: false,
     };
+    let start = Instant::now();
     first();
+    let own = start.elapsed();
+    // the second job done here (Wait's drop, which also runs if `first` unwinds)
+    wait.drop_now();
+    // Late (not started before this thread was done, or finished much later): back off for a
+    // number of splits that doubles while it stays late and halves when it is on time.
+    let backoff = BACKOFF.load(Ordering::Relaxed);
+    if !wait.helped || wait.waited > own / 2 {
+        let next = (4 * backoff + 16).min(MAX_BACKOFF);
+        BACKOFF.store(next, Ordering::Relaxed);
+        SKIP.store(next, Ordering::Relaxed);
+    } else {
+        BACKOFF.store(backoff / 2, Ordering::Relaxed);
+    }
     drop(wait);
     assert!(
         !h.panicked.swap(false, Ordering::AcqRel),
