@@ -519,3 +519,74 @@ def test_inplace_operators_write_through_views():
     with pytest.raises(ValueError):
         x = duals.DualArray([1.0, 2.0], [1.0, 0.0])
         x += np.ones((3, 2))  # the result does not fit x
+
+
+# ------------------------------------------------------------------------------------------------
+# Wide tangent blocks: NumPy's allocator is the native block cache during the evaluations
+# ------------------------------------------------------------------------------------------------
+
+
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+
+
+def test_wide_chunks_use_the_block_cache_and_restore_numpys_allocator():
+    from duals import _native
+
+    before = _MULTIARRAY.get_handler_name()
+    seen = []
+
+    def f(y):
+        seen.append(_MULTIARRAY.get_handler_name())
+        z = np.zeros(50_000)  # a cached block (after the first call), zeroed
+        assert not z.any()
+        z += 1.0
+        return y[:-1] * y[1:] + z[: y.size - 1].sum()
+
+    y = np.linspace(0.5, 1.5, 300)
+    J = duals.jacobian(f, y, chunk=150)  # 150 * 300 tangent elements: the cache is on
+    assert seen == ["duals_block_cache"] * 2
+    assert _MULTIARRAY.get_handler_name() == before
+    np.testing.assert_array_equal(J, duals.jacobian(f, y, chunk=7))
+    # small blocks: NumPy's allocator as it was
+    seen.clear()
+    duals.jacobian(f, y[:20])
+    assert seen == [before]
+
+    def fails(y):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        duals.jacobian(fails, y, chunk=150)
+    assert _MULTIARRAY.get_handler_name() == before
+    # nested scopes restore in order
+    outer = _native._alloc_enter()
+    inner = _native._alloc_enter()
+    _native._alloc_exit(inner)
+    assert _MULTIARRAY.get_handler_name() == "duals_block_cache"
+    _native._alloc_exit(outer)
+    assert _MULTIARRAY.get_handler_name() == before
+
+
+def test_block_cache_allocations_hold_their_data():
+    from duals import _native
+
+    previous = _native._alloc_enter()
+    try:
+        blocks = [np.full(20_000 + 1000 * (i % 3), float(i)) for i in range(40)]
+        del blocks[::2]  # freed: kept for reuse
+        again = [np.full(20_000 + 1000 * (i % 3), -float(i)) for i in range(20)]
+        zeros = [np.zeros(20_000 + 1000 * (i % 3)) for i in range(20)]
+        for i, b in zip(range(1, 40, 2), blocks, strict=True):
+            assert (b == float(i)).all()
+        for i, b in enumerate(again):
+            assert (b == -float(i)).all()
+        for z in zeros:
+            assert not z.any()
+        r = np.arange(30_000, dtype=float)
+        r.resize(90_000, refcheck=False)  # realloc of a cached-size block
+        assert (r[:30_000] == np.arange(30_000)).all() and not r[30_000:].any()
+        r.resize(10, refcheck=False)
+        assert (r == np.arange(10)).all()
+    finally:
+        _native._alloc_exit(previous)
+    del blocks, again, zeros, r  # freed after the scope, by the allocator that made them

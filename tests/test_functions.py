@@ -915,3 +915,100 @@ def test_results_are_writable_and_do_not_alias_the_input(f):
     np.testing.assert_array_equal(x.primal, [1.0, 2.0, 3.0, 4.0])
     np.testing.assert_array_equal(x.tangent, np.eye(4))
     assert not y.tangent[:, 0].any()
+
+
+# ------------------------------------------------------------------------------------------------
+# np.concatenate natively (duals._native._concatenate) against the Python implementation
+# ------------------------------------------------------------------------------------------------
+
+
+def _dual_of(shape, k, seed, offset=0.0):
+    n = int(np.prod(shape, dtype=int))
+    p = np.arange(n, dtype=float).reshape(shape) + offset
+    t = np.sin(np.arange(k * n, dtype=float) + offset).reshape((k,) + shape)
+    return duals.DualArray(p, t) if seed is None else duals._core._make(p, t, seed)
+
+
+def _concat_cases(k):
+    from duals._core import Seed
+
+    s = Seed.first(k)
+    a, b = _dual_of((12,), k, s), _dual_of((7,), k, s, 100.0)
+    m, w = _dual_of((3, 4), k, s), _dual_of((2, 4), k, s, 50.0)
+    e = _dual_of((0,), k, s)
+    return [
+        ([a, b], 0),
+        ((a[:-1], a[1:]), 0),  # strided rows, tuple
+        ([np.ones(1), a[:5], 3.0 * np.ones(2)], 0),  # constants
+        ([a[::-1], b[::2], a[3:4]], -1),  # reversed and strided: copied
+        ([e, a, e], 0),  # empty pieces
+        ([m, w], 0),
+        ([m[:, 1:], m[:, :2]], 1),  # along the second axis
+        ([m.T, np.ones((4, 1))], -1),
+        ([m[:2], w[:, ::-1]], 0),
+    ]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_concatenate_native_is_bit_identical_to_python(k, monkeypatch):
+    from duals import _functions, _native
+
+    native = [np.concatenate(arrays, axis=axis) for arrays, axis in _concat_cases(k)]
+    monkeypatch.setattr(_native, "_concatenate", lambda arrays, axis: None)
+    for got, (arrays, axis) in zip(native, _concat_cases(k), strict=True):
+        want = _functions._concatenate(arrays, axis=axis)
+        assert type(got) is duals.DualArray
+        assert got._s == want._s
+        assert got.tangent.flags.c_contiguous and got.primal.flags.c_contiguous
+        np.testing.assert_array_equal(got.primal, want.primal)
+        np.testing.assert_array_equal(got.tangent, want.tangent)
+        for piece in arrays:  # a new array, not a view of a piece
+            if isinstance(piece, duals.DualArray):
+                assert not np.shares_memory(got.tangent, piece.tangent)
+
+
+def test_concatenate_native_declines_what_it_does_not_handle():
+    from duals import _native
+    from duals._core import Seed
+
+    s = Seed.first(2)
+    a, b = _dual_of((3,), 2, s), _dual_of((3,), 2, Seed.first(2))
+    m = _dual_of((2, 3), 2, s)
+    declined = [
+        ([a, b], 0),  # two seed objects (equal ones: the Python path compares them)
+        ([a, np.arange(3)], 0),  # an integer array
+        ([a, [1.0, 2.0]], 0),  # a list
+        ([np.ones(2), np.ones(2)], 0),  # no dual array
+        ([a, m], 0),  # different numbers of dimensions
+        ([a, a], 1),  # axis out of range
+        ([m, _dual_of((2, 2), 2, s)], 0),  # shapes differ off the axis
+        ((x for x in [a, a]), 0),  # not a list or tuple
+        ([a, a], 1.0),  # not an int axis
+    ]
+    for arrays, axis in declined:
+        assert _native._concatenate(arrays, axis) is None
+    # and through np.concatenate, the Python path's results and errors
+    np.testing.assert_array_equal(np.concatenate([a, b]).tangent, np.concatenate([a._t, b._t], 1))
+    with pytest.raises(ValueError):
+        np.concatenate([a, m])
+    with pytest.raises(ValueError):
+        np.concatenate([a, _dual_of((3,), 3, Seed.first(3))])
+
+
+def test_concatenate_in_a_jacobian_with_strided_rows():
+    # the Brusselator pattern: slices of the input and constants joined, chunks of directions
+    def f(y):
+        u, v = y[:4], y[4:]
+        one = np.ones_like(u[:1])
+        return np.concatenate([np.concatenate([one, u[:-1]]) * v, np.concatenate([v[1:], one])])
+
+    y = np.linspace(0.5, 1.5, 8)
+    J = np.zeros((8, 8))
+    J[0, 4] = 1.0
+    for i in range(1, 4):
+        J[i, i - 1] = y[4 + i]
+        J[i, 4 + i] = y[i - 1]
+    for i in range(3):
+        J[4 + i, 5 + i] = 1.0
+    for chunk in (None, 1, 3, 8):
+        np.testing.assert_array_equal(duals.jacobian(f, y, chunk=chunk), J)

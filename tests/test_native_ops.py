@@ -403,3 +403,107 @@ def test_second_order_seeds_are_unaffected(python_calls):
     np.testing.assert_allclose(duals.hessian(g, x), want, rtol=1e-13, atol=1e-13)
     assert set(python_calls) == set(_PYTHON)  # second-order arithmetic runs in Python
     np.testing.assert_allclose(duals.hessian(lambda x: np.sum(-(x * x)), x), -2.0 * np.eye(3))
+
+
+# ------------------------------------------------------------------------------------------------
+# Views whose tangent rows are strided (x[:m] of a longer array): read in place
+# ------------------------------------------------------------------------------------------------
+
+
+def _row_views(k, rng_seed=3):
+    """Views of a (k, 12)-tangent DualArray whose rows are each contiguous, 12 apart (rows read
+    in place), and two whose rows are not (copied): all of 5 elements."""
+    x, y = _arrays((12,), k, positive=False, rng_seed=rng_seed)
+    z, _ = _arrays((2, 12), k, positive=False, rng_seed=rng_seed + 1)
+    return [x[:5], x[7:], y[3:8], z[1, 2:7], x[::2][:5], x[9:4:-1]]
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_strided_rows_are_bit_identical_to_contiguous_copies(name, k, native_only):
+    views = _row_views(k)
+    for a in views:
+        for b in views:
+            for x, y in ((a, b), (a, 2.5), (-3, a), (a, b.primal), (a.primal.copy(), b)):
+                got = OPS[name][0](x, y)
+                xc = x.copy() if isinstance(x, duals.DualArray) else x
+                yc = y.copy() if isinstance(y, duals.DualArray) else y
+                _assert_same(got, OPS[name][0](xc, yc))
+    _assert_same(-views[1], -views[1].copy())
+
+
+def test_strided_rows_of_two_dimensional_elements(native_only):
+    # rows of a (k, 3, 8) tangent cut to (k, 2, 8): each row a contiguous block of 16
+    x, y = _arrays((3, 8), 4, positive=False)
+    a, b = x[:2], y[1:]
+    assert not a.tangent.flags.c_contiguous
+    for op, _, _ in OPS.values():
+        _assert_same(op(a, b), op(a.copy(), b.copy()))
+    # a block of rows that is not contiguous: copied, the same result
+    _assert_same(x[:, :5] * y[:, 3:], x[:, :5].copy() * y[:, 3:].copy())
+
+
+def test_strided_rows_released_gil_path_is_bit_identical():
+    # above the detach threshold, the strided rows are gathered into private copies
+    n, k = (1 << 19) + 3, 9
+    seed = _core.Seed.first(k)
+    x = _core._make(np.linspace(1.0, 2.0, 2 * n), np.ones((k, 2 * n)), seed)
+    a, b = x[:n], x[n:]
+    for op, _, _ in OPS.values():
+        _assert_same(op(a, b), op(a.copy(), b.copy()))
+
+
+# ------------------------------------------------------------------------------------------------
+# Large tangent blocks: split in two blocks of rows, the second on a helper thread
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("k", [2, 65])
+def test_split_kernels_are_bit_identical_to_blocks_of_rows(name, k, native_only):
+    # k * n above the split threshold (1 << 14); each block of 8 rows alone runs unsplit
+    n = 1000 if k == 65 else 9000
+    x, y = _arrays((n,), k, positive=False, rng_seed=7)
+    w, _ = _arrays((2 * n,), k, positive=False, rng_seed=8)
+    op = OPS[name][0]
+    for a, b in ((x, y), (w[:n], y), (x, w[n:]), (x, 2.5), (-1.5, w[1 : n + 1]), (x, y.primal)):
+        got = op(a, b)
+        for j0 in range(0, k, 8):
+            rows = _core.Seed.first(min(k, j0 + 8) - j0)
+
+            def block(v, j0=j0, rows=rows):
+                if not isinstance(v, duals.DualArray):
+                    return v
+                return _core._make(v.primal, v.tangent[j0 : j0 + rows.K].copy(), rows)
+
+            want = op(block(a), block(b))
+            np.testing.assert_array_equal(got.primal, want.primal)
+            np.testing.assert_array_equal(got.tangent[j0 : j0 + rows.K], want.tangent)
+
+
+def test_split_concatenate_is_bit_identical():
+    k, n = 40, 1000
+    x, y = _arrays((n,), k, rng_seed=9)
+    got = np.concatenate([x[:-1], np.ones(3), y[::-1], x[1:]])
+    parts = [x[:-1], np.ones(3), y[::-1], x[1:]]
+    np.testing.assert_array_equal(got.primal, np.concatenate([_core._parts(p)[0] for p in parts]))
+    want_t = np.concatenate(
+        [x.tangent[:, :-1], np.zeros((k, 3)), y.tangent[:, ::-1], x.tangent[:, 1:]], axis=1
+    )
+    np.testing.assert_array_equal(got.tangent, want_t)
+
+
+def test_split_kernels_from_several_python_threads():
+    # one split at a time; the others run unsplit: the same results
+    import concurrent.futures
+
+    x, y = _arrays((3000,), 16, positive=False, rng_seed=10)
+    want = [(x * y).tangent, (x - y).tangent, (x / y).tangent]
+
+    def work(_):
+        return [(x * y).tangent, (x - y).tangent, (x / y).tangent]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for got in ex.map(work, range(40)):
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._collect import collect
 from ._core import DualArray, Seed, _DualBase, _make, _new_array
-from ._native import _eye, _jacobian_rows, _unit_tangent_array
+from ._native import _alloc_enter, _alloc_exit, _eye, _jacobian_rows, _unit_tangent_array
 
 __all__ = [
     "derivative",
@@ -43,13 +43,22 @@ __all__ = [
 
 # Default tangent widths, measured on 2 cores (eager mode; vectorized Brusselator Jacobians,
 # Rosenbrock Hessians): a pass costs Python overhead plus arithmetic on (K, n) tangents, which is
-# fastest while those stay in cache. Up to 128 first-order directions per pass (all of them for
-# n <= 128), second-order blocks of up to 32 inputs (2b + b² rows; one pass for n <= 32), and at
+# fastest while those stay in cache. First order: all n directions in one pass while the tangent
+# block has at most _FIRST_BLOCK elements (n <= 512; Brusselator-512 with the block cache and
+# the helper thread: 512 directions ~0.74 ms, 256 ~0.96, 128 ~0.90), else balanced passes of at
+# most max(_FIRST_BLOCK // n, 128) directions (Brusselator-1024: 256 ~5.6 ms, 128 ~5.9, 512
+# ~6.1); second-order blocks of up to 32 inputs (2b + b² rows; one pass for n <= 32), and at
 # most _TANGENT_BUDGET tangent elements per array for large n.
 _FIRST_WIDTH = 128
+_FIRST_BLOCK = 1 << 18
 _HVP_WIDTH = 64
 _BLOCK = 32
 _TANGENT_BUDGET = 1 << 22
+
+# Tangent blocks (K * n elements) from which the drivers evaluate with NumPy's allocator set to
+# the block cache of the native module (rust/duals-py/src/alloc.rs): freed blocks are reused
+# instead of being returned to the system and faulted in again page by page.
+_CACHE_ABOVE = 1 << 15
 
 # Arrays below this size are allocated without asking the system for the memory available.
 _SMALL_BYTES = 1 << 26
@@ -99,8 +108,14 @@ def _chunk(chunk, n: int, default: int) -> int:
     return int(max(1, min(n, chunk)))
 
 
-def _default_first(n: int, width: int = _FIRST_WIDTH) -> int:
-    """Default number of first-order directions per evaluation for ``n`` inputs."""
+def _default_first(n: int, width: int | None = None) -> int:
+    """Default number of first-order directions per evaluation for ``n`` inputs (at most
+    ``width`` if given)."""
+    if width is None:
+        if n * n <= _FIRST_BLOCK:
+            return max(n, 1)
+        k = min(max(_FIRST_BLOCK // n, _FIRST_WIDTH), max(8, _TANGENT_BUDGET // n))
+        return -(-n // -(-n // k))  # balanced: ceil(n / passes) for the fewest passes of <= k
     if n <= width:
         return max(n, 1)  # the formula below, for small n
     return max(1, min(n, width, max(8, _TANGENT_BUDGET // max(n, 1))))
@@ -394,9 +409,21 @@ def _jacobian(f, x, args, chunk, driver: str):
             _need_scalar("grad", yp, "jacobian")
         return yp, np.zeros((yp.size, 0)), x0
     _check_memory((k, n), "seed of the tangent chunk", "pass a smaller chunk=")
-    if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
-        yp, _, J = _one_pass(f, x0, args, driver)
-        return yp, J, x0
+    # Large tangent blocks: NumPy's allocator keeps freed blocks for reuse meanwhile
+    previous = _alloc_enter() if k * n >= _CACHE_ABOVE else None
+    try:
+        if k == n:  # one evaluation, on x0 itself (a private copy; only its shape is used below)
+            yp, _, J = _one_pass(f, x0, args, driver)
+            return yp, J, x0
+        return _chunks(f, x0, args, k, driver)
+    finally:
+        if previous is not None:
+            _alloc_exit(previous)
+
+
+def _chunks(f, x0: np.ndarray, args: tuple, k: int, driver: str):
+    """``(f(x0) primal, J, x0)`` from evaluations with ``k`` directions at a time."""
+    n = x0.size
     Jt = None  # J transposed, filled row block by row block (contiguous copies)
     yp = None
     for c0 in range(0, n, k):
@@ -442,7 +469,8 @@ def jacobian(f, x, args=(), chunk=None):
         Extra arguments passed to ``f``.
     chunk : int, optional
         Number of directions per evaluation (tangent width). Default: all ``n`` at once for
-        ``n <= 128``, else 128 at a time (fewer for very large ``n``, to bound memory).
+        ``n <= 512``, else equal chunks of at most ``max(2**18 // n, 128)`` (fewer for very
+        large ``n``, to bound memory).
 
     Returns
     -------

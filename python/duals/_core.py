@@ -366,6 +366,8 @@ class DualArray(_native._DualArrayBase, _DualBase):
 
     # x[i] and x[i] = d (int i, 1-d x) run natively in the base class; other indices here.
     def _getitem(self, index):
+        if type(index) is slice and self._s.order:  # x[a:b:c] of a dual array: views, directly
+            return _new_array(DualArray, self._p[index], self._t[:, index], self._s)
         index = _plain_index(index)
         tindex = (slice(None),) + (index if isinstance(index, tuple) else (index,))
         return _make(self._p[index], self._t[tindex], self._s)

@@ -49,6 +49,7 @@ import operator
 
 import numpy as np
 
+from . import _native
 from . import _trace as _tracer
 from ._core import (
     _LOST,
@@ -60,6 +61,7 @@ from ._core import (
     _expand,
     _full_tangent,
     _make,
+    _new_array,
     _parts,
     _seed_of,
     _traced,
@@ -688,6 +690,11 @@ def _join(items, s, fp, ft):
 
 @implements(np.concatenate, _np("concat"))
 def _concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    if out is None and dtype is None and type(axis) is int:
+        # DualArrays of one seed and float64 constants: primal and tangent joined natively
+        r = _native._concatenate(arrays, axis)
+        if r is not None:
+            return _new_array(DualArray, *r)
     _check_dtype(dtype, "concatenate")
     items, s = _items(arrays)
     if axis is None:

@@ -378,5 +378,9 @@ class CompiledCore:
 # duals._collect and duals._api, returning None where the caller takes the general path:
 # ``_collect_duals(items) -> (primal, tangent, seed)`` for a list/tuple/object array of Duals
 # and floats, ``_jacobian_rows(y, seed, value) -> (primal or None, shape, J)`` likewise for a
-# first-order seed; ``_tape_from_bytes(b)``, ``Tape.from_bytes`` as a module function that pickle
+# first-order seed; ``_concatenate(arrays, axis) -> (primal, tangent, seed)`` for a list/tuple
+# of DualArrays of one seed and float64 ndarrays along an int axis;
+# ``_alloc_enter() -> previous`` and ``_alloc_exit(previous)``, NumPy's allocator set to the
+# native block cache (and back) around evaluations with wide tangent blocks;
+# ``_tape_from_bytes(b)``, ``Tape.from_bytes`` as a module function that pickle
 # can name (``Tape.__reduce__``).

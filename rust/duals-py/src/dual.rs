@@ -1477,13 +1477,54 @@ pub(crate) fn elements<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> Option<Cow<'a, 
     Some(Cow::Owned(out))
 }
 
+/// The tangent `(K, *S)` of `n = prod(S)` elements per row as `(elements, row stride)`: the
+/// array's own memory if each row `t[j]` is C-contiguous and the rows are `stride >= n` apart in
+/// increasing order (a view such as `x[:m]` of a longer 1-d array: its rows are the parent's,
+/// cut short), with `stride = n` if the array is C-contiguous; else a C-ordered copy as
+/// `elements` makes it. `None` for an empty or misaligned array.
+pub(crate) fn tangent_rows<'a>(
+    t: &'a Bound<'_, PyArrayDyn<f64>>,
+) -> Option<(Cow<'a, [f64]>, usize)> {
+    let (shape, strides) = (t.shape(), t.strides());
+    let k = *shape.first()?;
+    let n: usize = shape[1..].iter().product();
+    if k > 1 && n > 0 && t.is_aligned() && !t.is_c_contiguous() {
+        // Each row C-contiguous: the strides of the trailing axes of length > 1 are those of a
+        // C-ordered block of `n` elements.
+        let mut expected = size_of::<f64>() as isize;
+        let mut row_contiguous = true;
+        for (&len, &stride) in shape[1..].iter().zip(&strides[1..]).rev() {
+            if len != 1 && stride != expected {
+                row_contiguous = false;
+                break;
+            }
+            expected = expected.saturating_mul(len as isize);
+        }
+        let step = strides[0] / size_of::<f64>() as isize;
+        if row_contiguous && strides[0] % size_of::<f64>() as isize == 0 && step >= n as isize {
+            let stride = step as usize;
+            // SAFETY: as in `elements`: the array is alive (borrowed by `t`), aligned and only
+            // read with the thread attached while no Python code runs. Its `k` rows of `n`
+            // elements start `stride` elements apart at its data pointer, so the span from the
+            // first element to the last one, `(k - 1) * stride + n` elements, lies within the one
+            // allocation the array views; the elements between the rows belong to that
+            // allocation too (they are read by no kernel: `Operand::Rows` reads the rows only).
+            let span = unsafe { std::slice::from_raw_parts(t.data(), (k - 1) * stride + n) };
+            return Some((Cow::Borrowed(span), stride));
+        }
+    }
+    elements(t).map(|e| (e, n))
+}
+
 /// One operand of a DualArray fast path.
 enum Side<'a> {
     /// A DualArray of a first-order seed with float64 primal (shape `S`, not 0-d) and tangent
-    /// `(K, *S)`, in C order.
+    /// `(K, *S)`: the primal in C order, the tangent's rows `stride` elements apart, each in
+    /// C order (`tangent_rows`).
     Array {
         p: Cow<'a, [f64]>,
         t: Cow<'a, [f64]>,
+        stride: usize,
         shape: &'a [usize],
         seed: &'a Py<PyAny>,
         layout: Layout,
@@ -1521,10 +1562,11 @@ impl<'a> Side<'a> {
             if shape.is_empty() || tshape.first() != Some(&layout.rows()) || tshape[1..] != *shape {
                 return Ok(None);
             }
-            return Ok(match (elements(p), elements(t)) {
-                (Some(p), Some(t)) => Some(Side::Array {
+            return Ok(match (elements(p), tangent_rows(t)) {
+                (Some(p), Some((t, stride))) => Some(Side::Array {
                     p,
                     t,
+                    stride,
                     shape,
                     seed: &a.s,
                     layout,
@@ -1567,13 +1609,31 @@ impl<'a> Side<'a> {
         }
     }
 
+    /// The number of elements of an array operand (0 for a scalar).
+    fn len(&self) -> usize {
+        match self {
+            Side::Array { p, .. } | Side::Const { p, .. } => p.len(),
+            Side::Scalar(_) | Side::ScalarConst(_) => 0,
+        }
+    }
+
     /// The kernel operand, reading NumPy memory in place.
     fn operand(&self) -> Operand<'_> {
         match self {
-            Side::Array { p, t, .. } => Operand::Array {
-                primal: p,
-                tangent: t,
-            },
+            Side::Array { p, t, stride, .. } => {
+                if *stride == self.len() {
+                    Operand::Array {
+                        primal: p,
+                        tangent: t,
+                    }
+                } else {
+                    Operand::Rows {
+                        primal: p,
+                        tangent: t,
+                        stride: *stride,
+                    }
+                }
+            }
             Side::Scalar(d) => Operand::Scalar {
                 primal: d.x.re(),
                 tangent: d.x.eps(),
@@ -1600,6 +1660,19 @@ impl<'a> Side<'a> {
             }
         };
         match self {
+            Side::Array { p, t, stride, .. } if *stride != self.len() => {
+                // the rows only, copied together
+                let n = self.len();
+                t_buf.clear();
+                for row in t.chunks(*stride) {
+                    t_buf.extend_from_slice(&row[..n]);
+                }
+                let t_buf: &'s [f64] = t_buf;
+                Operand::Array {
+                    primal: private(p, p_buf),
+                    tangent: t_buf,
+                }
+            }
             Side::Array { p, t, .. } => Operand::Array {
                 primal: private(p, p_buf),
                 tangent: private(t, t_buf),
@@ -1770,6 +1843,8 @@ fn array_kernel<'py>(
                 let (x, y) = (sa.operand_copied(sa_buf), sb.operand_copied(sb_buf));
                 py.detach(|| arithmetic(op, x, y, k, op_, ot))
             })
+        } else if k >= 2 && op_.len() * k >= crate::par::SPLIT_ABOVE {
+            split_arithmetic(op, sa.operand(), sb.operand(), k, op_, ot)
         } else {
             arithmetic(op, sa.operand(), sb.operand(), k, op_, ot)
         }
@@ -1782,6 +1857,37 @@ fn array_kernel<'py>(
         }
     }
     new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
+}
+
+/// `arithmetic` in two blocks of tangent rows, the second on the helper thread (`crate::par`):
+/// the same values (each block is the kernel on those rows; the second block's primal goes to a
+/// scratch buffer).
+fn split_arithmetic(
+    op: Op,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) -> Result<(), KernelError> {
+    let (n, h) = (out_p.len(), k / 2);
+    let (lo, hi) = out_t.split_at_mut(h * n);
+    let (mut r_lo, mut r_hi) = (Ok(()), Ok(()));
+    let mut scratch = vec![0.0; n];
+    crate::par::both(
+        || r_lo = arithmetic(op, a.row_block(0, h, n), b.row_block(0, h, n), h, out_p, lo),
+        || {
+            r_hi = arithmetic(
+                op,
+                a.row_block(h, k, n),
+                b.row_block(h, k, n),
+                k - h,
+                &mut scratch,
+                hi,
+            )
+        },
+    );
+    r_lo.and(r_hi)
 }
 
 /// `a op b` with the engine's kernel of `op` (`out_p`: `n` values, `out_t`: `k * n` tangents).
@@ -1868,6 +1974,7 @@ pub(crate) fn array_neg<'py>(
     let Some(Side::Array {
         p,
         t,
+        stride,
         shape,
         seed,
         layout,
@@ -1879,10 +1986,16 @@ pub(crate) fn array_neg<'py>(
         .chain(shape.iter().copied())
         .collect();
     let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));
-    for (src, dst) in [(&p, out_p.data()), (&t, out_t.data())] {
-        for (d, &s) in dst.iter_mut().zip(src.iter()) {
+    let negate = |dst: &mut [f64], src: &[f64]| {
+        for (d, &s) in dst.iter_mut().zip(src) {
             *d = -s;
         }
+    };
+    negate(out_p.data(), &p);
+    // row by row (the rows of a view are `stride` apart)
+    let n = p.len();
+    for (dst, src) in out_t.data().chunks_mut(n).zip(t.chunks(stride)) {
+        negate(dst, src);
     }
     new_dual_array(py, out_p.array(), out_t.array(), seed).map(Some)
 }
@@ -2115,9 +2228,13 @@ pub(crate) fn _jacobian_rows<'py>(
 /// _eye(n) -> ndarray: a new ``(n, n)`` identity matrix (float64), the seed of ``n`` directions.
 #[pyfunction]
 pub(crate) fn _eye(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
-    let mut data = vec![0.0; n * n];
+    // Written in place (no Rust buffer copied in: for large n, each fresh buffer costs a page
+    // fault per 4 KiB).
+    let mut eye = Fresh::new(py, vec![n, n]);
+    let data = eye.data();
+    data.fill(0.0);
     for slot in data.iter_mut().step_by(n + 1) {
         *slot = 1.0;
     }
-    new_array(py, vec![n, n], data)
+    Ok(eye.array().into_any())
 }

@@ -11,6 +11,12 @@
 //! `lazy`: pending results of elementwise chains on large arrays, evaluated fused in one pass
 //! when something reads them.
 //!
+//! `join`: `np.concatenate` of dual arrays, primal and tangent rows joined in one call.
+//!
+//! `par`: large arithmetic kernels and joins split in two blocks of tangent rows, the second on
+//! a helper thread. `alloc`: a NumPy allocator that keeps large freed blocks for reuse, set by
+//! the drivers around evaluations with wide tangent blocks.
+//!
 //! `tape`: recorded programs, `TapeBuilder` (for the tracer), `Tape` (a finished tape and its
 //! drivers) and `CompiledCore` (the guard cache and fast path of `duals.compile`).
 
@@ -21,9 +27,12 @@ use pyo3::prelude::*;
 use duals::kernels;
 use duals::rules::{BinaryRule, UnaryRule};
 
+mod alloc;
 mod dual;
 mod errors;
+mod join;
 mod lazy;
+mod par;
 mod tape;
 
 /// Element count above which the GIL is released during a kernel.
@@ -233,6 +242,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lazy::_lazy_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(lazy::_lazy_counts, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_unit_tangent_array, m)?)?;
+    m.add_function(wrap_pyfunction!(join::_concatenate, m)?)?;
+    m.add_function(wrap_pyfunction!(alloc::_alloc_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(alloc::_alloc_exit, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;
     m.add_class::<tape::Tape>()?;
     m.add_class::<tape::CompiledCore>()?;

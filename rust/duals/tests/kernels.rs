@@ -432,6 +432,123 @@ fn two_constants_give_zero_tangents() {
     assert!(out_t.iter().all(|&x| x == 0.0));
 }
 
+/// `k` rows of `n` values spread `stride` apart, with NaN in the gaps (never to be read).
+fn spread(t: &[f64], k: usize, n: usize, stride: usize) -> Vec<f64> {
+    let mut out = vec![f64::NAN; if k == 0 { 0 } else { (k - 1) * stride + n }];
+    for j in 0..k {
+        out[j * stride..j * stride + n].copy_from_slice(&t[j * n..(j + 1) * n]);
+    }
+    out
+}
+
+#[test]
+fn strided_rows_give_the_bits_of_contiguous_rows() {
+    let ops = [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div, BinOp::Atan2];
+    for level in Level::available() {
+        for n in [1, 7, 256, 257] {
+            for k in [0, 1, 3] {
+                let mut rng = Rng::new((n * 17 + k) as u64);
+                let (sa, sb) = (Side::new(&mut rng, n, k), Side::new(&mut rng, n, k));
+                let (ra, rb) = (spread(&sa.t, k, n, n + 5), spread(&sb.t, k, n, 2 * n));
+                let rows_a = Operand::Rows {
+                    primal: &sa.p,
+                    tangent: &ra,
+                    stride: n + 5,
+                };
+                let rows_b = Operand::Rows {
+                    primal: &sb.p,
+                    tangent: &rb,
+                    stride: 2 * n,
+                };
+                for op in ops {
+                    for (x, y, cx, cy) in [
+                        (
+                            rows_a,
+                            rows_b,
+                            sa.operand(Kind::Array),
+                            sb.operand(Kind::Array),
+                        ),
+                        (
+                            rows_a,
+                            sb.operand(Kind::ScalarConst),
+                            sa.operand(Kind::Array),
+                            sb.operand(Kind::ScalarConst),
+                        ),
+                        (
+                            sa.operand(Kind::Scalar),
+                            rows_b,
+                            sa.operand(Kind::Scalar),
+                            sb.operand(Kind::Array),
+                        ),
+                        (
+                            sa.operand(Kind::ArrayConst),
+                            rows_b,
+                            sa.operand(Kind::ArrayConst),
+                            sb.operand(Kind::Array),
+                        ),
+                    ] {
+                        let (mut p1, mut t1) = (vec![UNWRITTEN; n], vec![UNWRITTEN; k * n]);
+                        let (mut p2, mut t2) = (vec![UNWRITTEN; n], vec![UNWRITTEN; k * n]);
+                        op.run(level, x, y, k, &mut p1, &mut t1).unwrap();
+                        op.run(level, cx, cy, k, &mut p2, &mut t2).unwrap();
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&p1), bits(&p2), "{op:?} {level} n={n} k={k}");
+                        assert_eq!(bits(&t1), bits(&t2), "{op:?} {level} n={n} k={k}");
+                    }
+                }
+                let (mut d1, mut d2) = (vec![UNWRITTEN; k], vec![UNWRITTEN; k]);
+                let v1 = kernels::dot_with_level(level, rows_a, rows_b, k, &mut d1).unwrap();
+                let v2 = kernels::dot_with_level(
+                    level,
+                    sa.operand(Kind::Array),
+                    sb.operand(Kind::Array),
+                    k,
+                    &mut d2,
+                )
+                .unwrap();
+                assert_eq!(v1.to_bits(), v2.to_bits());
+                assert_eq!(
+                    d1.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    d2.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn strided_rows_of_the_wrong_length_or_stride_are_errors() {
+    let (p, t) = ([1.0; 4], [1.0; 14]);
+    let (mut out_p, mut out_t) = ([UNWRITTEN; 4], [UNWRITTEN; 8]);
+    let ok = Operand::Rows {
+        primal: &p,
+        tangent: &t[..14],
+        stride: 10,
+    };
+    assert!(kernels::add(ok, ok, 2, &mut out_p, &mut out_t).is_ok());
+    for (tangent, stride) in [(&t[..13], 10), (&t[..], 3), (&t[..10], 10)] {
+        let bad = Operand::Rows {
+            primal: &p,
+            tangent,
+            stride,
+        };
+        let (mut out_p, mut out_t) = ([UNWRITTEN; 4], [UNWRITTEN; 8]);
+        let err = kernels::add(ok, bad, 2, &mut out_p, &mut out_t).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KernelError::TangentRows {
+                    arg: "b.tangent",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("stride"));
+        assert_eq!(out_t, [UNWRITTEN; 8]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reductions
 

@@ -29,6 +29,20 @@ pub enum KernelError {
         /// The length that was passed.
         found: usize,
     },
+    /// A tangent slice of rows `stride` apart ([`Operand::Rows`](super::Operand::Rows)) does
+    /// not hold `(k - 1) * stride + n` values, or `stride < n`.
+    TangentRows {
+        /// The argument, e.g. `"a.tangent"`.
+        arg: &'static str,
+        /// The number of tangents.
+        k: usize,
+        /// The number of elements.
+        n: usize,
+        /// The distance between row starts.
+        stride: usize,
+        /// The length that was passed.
+        found: usize,
+    },
     /// `k * n` does not fit in `usize`.
     SizeOverflow {
         /// The number of tangents.
@@ -66,6 +80,17 @@ impl fmt::Display for KernelError {
                 "`{arg}` has {found} values, expected k*n = {k}*{n} = {} \
                  (k tangent rows of n values, tangent axis first)",
                 k.saturating_mul(n)
+            ),
+            KernelError::TangentRows {
+                arg,
+                k,
+                n,
+                stride,
+                found,
+            } => write!(
+                f,
+                "`{arg}` has {found} values and rows {stride} apart; expected a stride of at \
+                 least n = {n} and (k-1)*stride + n values for k = {k} rows"
             ),
             KernelError::SizeOverflow { k, n } => {
                 write!(f, "k*n = {k}*{n} tangent values overflow usize")
@@ -115,5 +140,31 @@ pub(super) fn check_tangent(
         None => Err(KernelError::SizeOverflow { k, n }),
         Some(expected) if expected == found => Ok(()),
         Some(_) => Err(KernelError::TangentLength { arg, k, n, found }),
+    }
+}
+
+/// `Ok` if `found == (k - 1) * stride + n` (`0` for `k = 0`) and `stride >= n`, else a
+/// [`KernelError::TangentRows`] (or [`KernelError::SizeOverflow`]) naming `arg`.
+pub(super) fn check_rows(
+    arg: &'static str,
+    found: usize,
+    k: usize,
+    n: usize,
+    stride: usize,
+) -> Result<(), KernelError> {
+    let expected = match k.checked_sub(1) {
+        None => Some(0),
+        Some(rows) => rows.checked_mul(stride).and_then(|e| e.checked_add(n)),
+    };
+    match expected {
+        None => Err(KernelError::SizeOverflow { k, n: stride }),
+        Some(expected) if expected == found && stride >= n => Ok(()),
+        Some(_) => Err(KernelError::TangentRows {
+            arg,
+            k,
+            n,
+            stride,
+            found,
+        }),
     }
 }

@@ -1,6 +1,6 @@
 //! One side of a binary kernel: array or broadcast scalar, with or without tangents.
 
-use super::error::{check_primal, check_tangent};
+use super::error::{check_primal, check_rows, check_tangent};
 use super::lanes::Src;
 use super::KernelError;
 
@@ -12,6 +12,7 @@ use super::KernelError;
 /// | variant | primal | tangent |
 /// |---|---|---|
 /// | [`Operand::Array`] | `n` values | `k * n` values, row `j` = `tangent[j*n..(j+1)*n]` |
+/// | [`Operand::Rows`] | `n` values | `k` rows of `n` values, `stride` apart |
 /// | [`Operand::ArrayConst`] | `n` values | none (zero) |
 /// | [`Operand::Scalar`] | one value, broadcast | `k` values, broadcast along the array |
 /// | [`Operand::ScalarConst`] | one value, broadcast | none (zero) |
@@ -38,6 +39,19 @@ pub enum Operand<'a> {
         /// `k * n` values; row `j` is `tangent[j*n..(j+1)*n]`.
         tangent: &'a [f64],
     },
+    /// An array of duals whose tangent rows are `stride >= n` values apart (a view such as
+    /// `x[:n]` of a longer array's tangent, read in place): row `j` is
+    /// `tangent[j*stride..j*stride + n]`, and `tangent` holds `(k - 1) * stride + n` values
+    /// (none for `k = 0`). The kernels give the same results as for [`Operand::Array`] with the
+    /// rows copied together.
+    Rows {
+        /// `n` values.
+        primal: &'a [f64],
+        /// `(k - 1) * stride + n` values; row `j` starts at `j * stride`.
+        tangent: &'a [f64],
+        /// The distance between the starts of consecutive rows, `>= n`.
+        stride: usize,
+    },
     /// An array of constants: `n` values whose tangents are zero.
     ArrayConst(&'a [f64]),
     /// One dual broadcast to every element: a value and its `k` tangents.
@@ -54,19 +68,61 @@ pub enum Operand<'a> {
 impl<'a> Operand<'a> {
     /// Whether the operand has `n` elements rather than being broadcast.
     pub fn is_array(&self) -> bool {
-        matches!(self, Operand::Array { .. } | Operand::ArrayConst(_))
+        matches!(
+            self,
+            Operand::Array { .. } | Operand::Rows { .. } | Operand::ArrayConst(_)
+        )
     }
 
     /// Whether the operand carries tangents (is not a constant).
     pub fn has_tangent(&self) -> bool {
-        matches!(self, Operand::Array { .. } | Operand::Scalar { .. })
+        matches!(
+            self,
+            Operand::Array { .. } | Operand::Rows { .. } | Operand::Scalar { .. }
+        )
     }
 
     /// The number of elements of an array operand; `None` for a broadcast scalar.
     pub fn array_len(&self) -> Option<usize> {
         match *self {
-            Operand::Array { primal, .. } | Operand::ArrayConst(primal) => Some(primal.len()),
+            Operand::Array { primal, .. }
+            | Operand::Rows { primal, .. }
+            | Operand::ArrayConst(primal) => Some(primal.len()),
             Operand::Scalar { .. } | Operand::ScalarConst(_) => None,
+        }
+    }
+
+    /// The operand restricted to tangent rows `j0..j1` of `n` elements (a constant unchanged):
+    /// a kernel run on the rows `j0..j1` of both operands computes the same values as rows
+    /// `j0..j1` of the kernel run on all of them, so a kernel can be split into blocks of rows.
+    ///
+    /// # Panics
+    /// If the rows are not there (`j0 > j1` or `j1` beyond the operand's rows); a checked
+    /// operand (see the kernels' errors) has all of them.
+    pub fn row_block(&self, j0: usize, j1: usize, n: usize) -> Operand<'a> {
+        match *self {
+            Operand::Array { primal, tangent } => Operand::Array {
+                primal,
+                tangent: &tangent[j0 * n..j1 * n],
+            },
+            Operand::Rows {
+                primal,
+                tangent,
+                stride,
+            } => Operand::Rows {
+                primal,
+                tangent: if j1 > j0 {
+                    &tangent[j0 * stride..(j1 - 1) * stride + n]
+                } else {
+                    &[]
+                },
+                stride,
+            },
+            Operand::Scalar { primal, tangent } => Operand::Scalar {
+                primal,
+                tangent: &tangent[j0..j1],
+            },
+            Operand::ArrayConst(_) | Operand::ScalarConst(_) => *self,
         }
     }
 
@@ -83,6 +139,14 @@ impl<'a> Operand<'a> {
                 check_primal(names[0], primal.len(), n)?;
                 check_tangent(names[1], tangent.len(), k, n)
             }
+            Operand::Rows {
+                primal,
+                tangent,
+                stride,
+            } => {
+                check_primal(names[0], primal.len(), n)?;
+                check_rows(names[1], tangent.len(), k, n, stride)
+            }
             Operand::ArrayConst(primal) => check_primal(names[0], primal.len(), n),
             Operand::Scalar { tangent, .. } => check_tangent(names[1], tangent.len(), k, 1),
             Operand::ScalarConst(_) => Ok(()),
@@ -93,7 +157,9 @@ impl<'a> Operand<'a> {
     #[inline(always)]
     pub(super) fn primal(&self) -> Src<'a> {
         match *self {
-            Operand::Array { primal, .. } | Operand::ArrayConst(primal) => Src::Slice(primal),
+            Operand::Array { primal, .. }
+            | Operand::Rows { primal, .. }
+            | Operand::ArrayConst(primal) => Src::Slice(primal),
             Operand::Scalar { primal, .. } | Operand::ScalarConst(primal) => Src::Splat(primal),
         }
     }
@@ -111,6 +177,9 @@ impl<'a> Operand<'a> {
             Operand::Array { tangent, .. } => {
                 Some(Src::Slice(&tangent[j * n + start..j * n + end]))
             }
+            Operand::Rows {
+                tangent, stride, ..
+            } => Some(Src::Slice(&tangent[j * stride + start..j * stride + end])),
             Operand::Scalar { tangent, .. } => Some(Src::Splat(tangent[j])),
             Operand::ArrayConst(_) | Operand::ScalarConst(_) => None,
         }
