@@ -168,11 +168,11 @@ def _program(ops):
     return f
 
 
-pts = st.integers(1, 5).flatmap(
-    lambda n: st.tuples(
-        *[arrays(np.float64, n, elements=st.floats(-2.0, 2.0, allow_subnormal=False))] * 3
-    )
-)
+# Coordinates: 0 or magnitudes in [1e-3, 2]. Nearer 0, second derivatives of hypot subtract
+# terms of size 1/|x| that cancel (d²/dx² hypot(a x, x) = 0), so eager and compiled, which order
+# the operations differently, both return rounding noise of size eps/|x| (±1e67 at x = 6e-85).
+_coord = st.one_of(st.just(0.0), st.floats(1e-3, 2.0), st.floats(-2.0, -1e-3))
+pts = st.integers(1, 5).flatmap(lambda n: st.tuples(*[arrays(np.float64, n, elements=_coord)] * 3))
 
 
 @settings(max_examples=40, deadline=None)
@@ -192,19 +192,20 @@ def test_random_programs_compiled_equal_eager(xs, ops):
         return np.sum(f(z) ** 2)
 
     cg = duals.compile(g, xs[0])
-    # Entries of the Hessian that are zero everywhere (no operation combines the two inputs):
-    # read at a generic point, where every operation here is smooth.
+    # Also at a point where every operation is smooth (no derivative undefined)
     generic = np.random.default_rng(len(ops)).uniform(0.3, 0.9, xs[0].size)
-    zero_everywhere = duals.hessian(g, generic) == 0.0
-    for x in xs:
-        ch, eh = cg.hessian(x), duals.hessian(g, x)
-        # Where a derivative is undefined (hypot at (0, 0)), eager propagation of dense tangents
-        # gives NaN even for entries that are zero everywhere (0/0 with a zero tangent); the
-        # compiled Hessian pass keeps those entries exactly 0, as its docstring states.
-        kept = zero_everywhere & np.isnan(eh) & (ch == 0.0)
-        np.testing.assert_allclose(ch[~kept], eh[~kept], rtol=1e-9, atol=1e-9)
+    for x in (*xs, generic):
         v = np.linspace(-1.0, 1.0, x.size)
-        np.testing.assert_allclose(cg.hvp(x, v), duals.hvp(g, x, v), rtol=1e-9, atol=1e-9)
+        for ch, eh in ((cg.hessian(x), duals.hessian(g, x)), (cg.hvp(x, v), duals.hvp(g, x, v))):
+            # Where a derivative is undefined (np.hypot at (0, 0): the only one of these
+            # operations), eager propagation of dense tangents spreads its NaN to every entry
+            # it reaches (0/0 with a zero tangent, then sums); the compiled Hessian pass follows
+            # the structure and keeps the entries that are defined, as its docstring states.
+            # Entries eager cannot give are not compared.
+            lost = np.isnan(eh) & ~np.isnan(ch)
+            if lost.any():
+                assert (1, 4) in ops and x is not generic and not np.all(x), (x, ops)
+            np.testing.assert_allclose(ch[~lost], eh[~lost], rtol=1e-9, atol=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -64,9 +64,10 @@ class Compiled(_native.CompiledCore):
     - ``value(x)`` -> ``O``; ``jacobian(x)`` -> ``O + S``; ``jvp(x, v)`` -> ``(value, J v)``;
     - ``gradient(x)`` -> ``S``, ``hessian(x)`` -> ``S + S``, ``hvp(x, v)`` -> ``S`` for a
       scalar-valued function (``O == ()``). The Hessian is computed on its structure: an entry
-      for two inputs that no operation combines is exactly 0, also at a point where a
-      derivative is undefined (``np.hypot`` at ``(0, 0)``), where :func:`duals.hessian`
-      propagates dense tangents and gives NaN (0/0 with a zero tangent);
+      for two inputs that no operation combines is exactly 0, and at a point where a
+      derivative is undefined (``np.hypot`` at ``(0, 0)``) only the entries that depend on it
+      are NaN, where :func:`duals.hessian`, which propagates dense tangents, spreads the NaN
+      further (0/0 with a zero tangent);
     - batch forms, one tape at many points: ``value(X)`` and ``jacobian(X)`` (or
       ``value_batch``, ``jacobian_batch``) for ``X`` of shape ``(B, *S)``, with a leading batch
       axis in the result; for an elementwise
