@@ -69,11 +69,12 @@ pub(crate) fn _concatenate<'py>(
                 Some(first) if first.is(&s) => {}
                 Some(_) => return Ok(None),
             }
+            // Read here, not handed to Python code: the item stays private (its memory may be
+            // read by a pending expression; see `crate::lazy`).
+            let (p, t) = item.cast::<DualArrayBase>()?.get().parts(py)?;
             let (Ok(p), Ok(t)) = (
-                item.getattr(intern!(py, "_p"))?
-                    .cast_into_exact::<PyArrayDyn<f64>>(),
-                item.getattr(intern!(py, "_t"))?
-                    .cast_into_exact::<PyArrayDyn<f64>>(),
+                p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+                t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
             ) else {
                 return Ok(None);
             };

@@ -37,6 +37,7 @@
 //! path; nor arrays below [`LAZY_MIN`] elements, where the bookkeeping would cost more than a
 //! pass (the small systems of ODE Jacobians).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -46,7 +47,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
-use duals::kernels::{self, FusedVar, Fusion, Level};
+use duals::kernels::{self, FusedRows, FusedVar, Fusion, Level};
 use duals::rules::UnaryRule;
 
 use crate::dual::{self, Arg, DualArrayBase, Fresh, Layout, Op};
@@ -123,9 +124,10 @@ pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> 
     let a = x.get();
     let layout = a.layout(py)?;
     Ok(layout.first_order()
-        && layout.rows() == 1
         && a.shape_vec(py).is_some_and(|s| {
-            !s.is_empty() && s.iter().product::<usize>() >= THRESHOLD.load(Ordering::Relaxed)
+            !s.is_empty()
+                && s.iter().product::<usize>().saturating_mul(layout.rows())
+                    >= THRESHOLD.load(Ordering::Relaxed)
         }))
 }
 
@@ -170,6 +172,8 @@ impl Term {
 #[derive(Debug)]
 pub(crate) struct Lazy {
     shape: Vec<usize>,
+    /// Tangent rows `K` (the seed's).
+    rows: usize,
     seed: Py<PyAny>,
     node: Mutex<Option<Arc<Node>>>,
     result: OnceLock<(Py<PyAny>, Py<PyAny>)>,
@@ -213,7 +217,7 @@ impl Lazy {
         let Some(node) = self.node() else {
             return Ok(None);
         };
-        let t = fused(py, &node, &self.shape, false)?.map(|(_, t)| t);
+        let t = fused(py, &node, &self.shape, self.rows, false)?.map(|(_, t)| t);
         if t.is_some() {
             FUSED.fetch_add(1, Ordering::Relaxed);
         }
@@ -226,7 +230,7 @@ impl Lazy {
             return Ok((p, t));
         }
         if let Some(node) = self.node() {
-            let parts = evaluate(py, &node, &self.shape, &self.seed)?;
+            let parts = evaluate(py, &node, &self.shape, self.rows, &self.seed)?;
             // Another thread may have finished first (the GIL was released): the same values.
             drop(self.result.set(parts));
             // The inputs are no longer needed.
@@ -271,10 +275,12 @@ fn pending<'py>(
     py: Python<'py>,
     node: Node,
     shape: Vec<usize>,
+    rows: usize,
     seed: &Py<PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let lazy = Arc::new(Lazy {
         shape,
+        rows,
         seed: seed.clone_ref(py),
         node: Mutex::new(Some(Arc::new(node))),
         result: OnceLock::new(),
@@ -298,14 +304,15 @@ type Operand = (Arc<Node>, Vec<usize>, Py<PyAny>, Layout);
 fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Operand>> {
     let a = x.get();
     let layout = a.layout(py)?;
-    if !layout.first_order() || layout.rows() != 1 {
+    let k = layout.rows();
+    if !layout.first_order() || k == 0 {
         return Ok(None);
     }
     // (0-d arrays: the eager arithmetic takes the Python path.)
     let Some(shape) = a.shape_vec(py).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if shape.iter().product::<usize>() < THRESHOLD.load(Ordering::Relaxed) {
+    if shape.iter().product::<usize>().saturating_mul(k) < THRESHOLD.load(Ordering::Relaxed) {
         return Ok(None);
     }
     if let Some(lazy) = a.lazy() {
@@ -322,11 +329,21 @@ fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Oper
             .is_ok_and(|x| x.is_c_contiguous() && x.is_aligned() && x.len() == len)
     };
     let n = shape.iter().product();
+    // Several rows: each row in C order, the rows in order (a view's rows are read in place).
+    let rows = |t: &Py<PyAny>| {
+        t.bind(py)
+            .cast_exact::<PyArrayDyn<f64>>()
+            .is_ok_and(|t| {
+                t.shape().first() == Some(&k)
+                    && t.shape()[1..] == *shape
+                    && matches!(dual::tangent_rows(t), Some((Cow::Borrowed(_), _)))
+            })
+    };
     let ok = match a.unit_tangent() {
-        Some(p) => c_order(p, n),
+        Some(p) => k == 1 && c_order(p, n),
         None => {
             let (p, t) = a.parts(py)?;
-            c_order(p, n) && c_order(t, n)
+            c_order(p, n) && if k == 1 { c_order(t, n) } else { rows(t) }
         }
     };
     if !ok {
@@ -414,13 +431,13 @@ pub(crate) fn binary<'py>(
         return Ok(None);
     };
     // As the eager arithmetic: one shape, one seed (the same object or layout).
-    let (shape, seed) = match (ia, ib) {
-        (Some((shape, seed, _)), None) | (None, Some((shape, seed, _))) => (shape, seed),
+    let (shape, seed, rows) = match (ia, ib) {
+        (Some((shape, seed, l)), None) | (None, Some((shape, seed, l))) => (shape, seed, l.rows()),
         (Some((sa, da, la)), Some((sb, db, lb))) => {
             if sa != sb || !(da.is(&db) || la == lb) {
                 return Ok(None);
             }
-            (sa, da)
+            (sa, da, la.rows())
         }
         (None, None) => return Ok(None),
     };
@@ -432,7 +449,7 @@ pub(crate) fn binary<'py>(
         kind: Kind::Binary(op, ta, tb),
         size,
     };
-    pending(py, node, shape, &seed).map(Some)
+    pending(py, node, shape, rows, &seed).map(Some)
 }
 
 /// `-x` as a pending array, or `None`.
@@ -467,7 +484,7 @@ fn unary_node<'py>(
     let Ok(x) = x.cast::<DualArrayBase>() else {
         return Ok(None);
     };
-    let Some((node, shape, seed, _)) = operand(py, x)? else {
+    let Some((node, shape, seed, layout)) = operand(py, x)? else {
         return Ok(None);
     };
     let size = 1 + node.size;
@@ -481,6 +498,7 @@ fn unary_node<'py>(
             size,
         },
         shape,
+        layout.rows(),
         &seed,
     )
     .map(Some)
@@ -495,9 +513,10 @@ fn evaluate(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
+    rows: usize,
     seed: &Py<PyAny>,
 ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-    match fused(py, root, shape, true)? {
+    match fused(py, root, shape, rows, true)? {
         Some((Some(p), t)) => {
             FUSED.fetch_add(1, Ordering::Relaxed);
             Ok((p, t))
@@ -554,6 +573,7 @@ fn fused(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
+    rows: usize,
     primal: bool,
 ) -> PyResult<Option<Evaluated>> {
     let order = post_order(root);
@@ -608,6 +628,9 @@ fn fused(
         return Ok(None);
     };
     let n: usize = shape.iter().product();
+    if rows != 1 {
+        return fused_rows(py, &f, out, &leaves, shape, rows);
+    }
     // The inputs' memory, read in place: private arrays, which nothing writes while they are
     // pinned (see the module documentation).
     // (A tangent of ones not made yet is read as 1: `None`.)
@@ -648,10 +671,9 @@ fn fused(
         let pins = Pinned(
             leaves
                 .iter()
-                .map(|l| {
-                    let pins = l.get().pins();
+                .flat_map(|l| l.get().pins())
+                .inspect(|pins| {
                     pins.fetch_add(1, Ordering::AcqRel);
-                    pins
                 })
                 .collect(),
         );
@@ -667,6 +689,103 @@ fn fused(
         out_p.map(|p| p.array().into_any().unbind()),
         out_t.array().into_any().unbind(),
     )))
+}
+
+/// [`fused`] with `k > 1` tangent rows: [`Fusion::eval_rows`] over the inputs' primals and
+/// tangent rows read in place (a view's rows `stride` apart, as `Operand::Rows`), in two
+/// blocks of rows on two threads for a large block (`split_rows`). The primal is always
+/// computed (it is needed for the tangents all the same).
+fn fused_rows(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    shape: &[usize],
+    k: usize,
+) -> PyResult<Option<Evaluated>> {
+    let n: usize = shape.iter().product();
+    let mut arrays = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        let (p, t) = leaf.get().parts(py)?;
+        let array = |x: &Py<PyAny>| x.bind(py).cast_exact::<PyArrayDyn<f64>>().ok().cloned();
+        let (Some(p), Some(t)) = (array(p), array(t)) else {
+            return Ok(None);
+        };
+        if t.shape().first() != Some(&k) {
+            return Ok(None);
+        }
+        arrays.push((p, t));
+    }
+    let mut slices = Vec::with_capacity(arrays.len());
+    for (p, t) in &arrays {
+        match (dual::elements(p), dual::tangent_rows(t)) {
+            (Some(p), Some((t, stride))) if p.len() == n => slices.push((p, t, stride)),
+            _ => return Ok(None),
+        }
+    }
+    let inputs: Vec<FusedRows<'_>> = slices
+        .iter()
+        .map(|(p, t, stride)| FusedRows {
+            primal: p,
+            tangent: t,
+            stride: *stride,
+        })
+        .collect();
+    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+    let mut out_p = Fresh::new(py, shape.to_vec());
+    let mut out_t = Fresh::new(py, tshape);
+    let finite = {
+        let pins = Pinned(
+            leaves
+                .iter()
+                .flat_map(|l| l.get().pins())
+                .inspect(|pins| {
+                    pins.fetch_add(1, Ordering::AcqRel);
+                })
+                .collect(),
+        );
+        let (op, ot) = (out_p.data(), out_t.data());
+        let done = py.detach(|| split_rows(f, out, &inputs, k, op, ot));
+        drop(pins);
+        done.map_err(errors::kernel)?
+    };
+    if !finite {
+        return Ok(None);
+    }
+    Ok(Some((
+        Some(out_p.array().into_any().unbind()),
+        out_t.array().into_any().unbind(),
+    )))
+}
+
+/// [`Fusion::eval_rows`] in two blocks of rows, the second on the helper thread
+/// (`crate::par`), for blocks of at least `par::SPLIT_ABOVE` tangents; the same values (each
+/// block is the evaluation on those rows; the second block's primal goes to a scratch buffer).
+fn split_rows(
+    f: &Fusion,
+    out: FusedVar,
+    inputs: &[FusedRows<'_>],
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+) -> Result<bool, kernels::KernelError> {
+    let n = out_p.len();
+    if k < 2 || n.saturating_mul(k) < crate::par::SPLIT_ABOVE || out_t.len() != n * k {
+        return f.eval_rows(out, inputs, out_p, out_t);
+    }
+    let h = k / 2;
+    let (lo, hi) = out_t.split_at_mut(h * n);
+    let block = |j0: usize, j1: usize| -> Vec<FusedRows<'_>> {
+        inputs.iter().map(|x| x.row_block(j0, j1, n)).collect()
+    };
+    let (ins_lo, ins_hi) = (block(0, h), block(h, k));
+    let (mut r_lo, mut r_hi) = (Ok(true), Ok(true));
+    let mut scratch = vec![0.0; n];
+    crate::par::both(
+        || r_lo = f.eval_rows(out, &ins_lo, out_p, lo),
+        || r_hi = f.eval_rows(out, &ins_hi, &mut scratch, hi),
+    );
+    Ok(r_lo? && r_hi?)
 }
 
 /// [`Fusion::eval`] over contiguous shares of the points, one per thread (one per
@@ -840,7 +959,8 @@ fn eager_unary<'py>(
             "duals: a replayed array has no elements",
         ));
     };
+    let k = tshape.first().copied().unwrap_or(1);
     let (mut op, mut ot) = (Fresh::new(py, shape), Fresh::new(py, tshape));
-    kernels::unary_rule(rule, &pe, &te, 1, op.data(), ot.data()).map_err(errors::kernel)?;
+    kernels::unary_rule(rule, &pe, &te, k, op.data(), ot.data()).map_err(errors::kernel)?;
     dual::new_dual_array(py, op.array(), ot.array(), x.get().seed())
 }
