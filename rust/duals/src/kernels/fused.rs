@@ -869,6 +869,7 @@ impl WithSimd for FusedRowsPass<'_> {
         let mut prim = vec![0.0; steps.len() * b];
         let mut deriv = vec![0.0; steps.len() * b];
         let mut tan = vec![0.0; steps.len() * b];
+        let plan = TangentPlan::new(fusion, out);
         let mut finite = true;
         for start in (0..n).step_by(b) {
             let end = n.min(start + b);
@@ -961,6 +962,9 @@ impl WithSimd for FusedRowsPass<'_> {
                     &x.tangent[j * x.stride + start..j * x.stride + end]
                 };
                 for (i, &(_, instr)) in steps.iter().enumerate() {
+                    if !plan.materialized[i] {
+                        continue;
+                    }
                     let (done, rest) = tan.split_at_mut(i * b);
                     let dst = &mut rest[..len];
                     let t = |r: u32| Src::Slice(reg_src(r, ni, |r| row(r), done, b, len));
@@ -968,17 +972,15 @@ impl WithSimd for FusedRowsPass<'_> {
                         Src::Slice(reg_src(r, ni, |r| &inputs[r].primal[start..end], &prim, b, len))
                     };
                     let f = Src::Slice(&prim[i * b..i * b + len]);
+                    // An operand of a sum or difference: a register's tangent, or the tangent
+                    // of a folded instruction (its operand's, transformed in the same pass).
+                    let folded = |r: u32| match plan.fold(r) {
+                        Some((src, x)) => (t(src), x),
+                        None => (t(r), Linear::Id),
+                    };
                     match instr {
-                        Instr::Add(a, c) => {
-                            map::<S, 2, false>(simd, dst, [t(a), t(c)], |_, [x, y]| {
-                                simd.add_f64s(x, y)
-                            });
-                        }
-                        Instr::Sub(a, c) => {
-                            map::<S, 2, false>(simd, dst, [t(a), t(c)], |_, [x, y]| {
-                                simd.sub_f64s(x, y)
-                            });
-                        }
+                        Instr::Add(a, c) => sum::<S, false>(simd, dst, folded(a), folded(c)),
+                        Instr::Sub(a, c) => sum::<S, true>(simd, dst, folded(a), folded(c)),
                         Instr::Mul(a, c) => {
                             let ins = [p(c), t(a), p(a), t(c)];
                             map::<S, 4, false>(simd, dst, ins, |_, [pb, ta, pa, tb]| {
@@ -1029,4 +1031,148 @@ impl WithSimd for FusedRowsPass<'_> {
         }
         finite
     }
+}
+
+/// A tangent transform that folds into the sum or difference reading it: the tangent of
+/// `a + c` (`Id`), `-a` and `c - a` (`Neg`), `a * c` (`Mul`: `c * ta`), `a / c` (`Div`:
+/// `ta / c`), applied to the operand's tangent as it is loaded, with the same operation (so the
+/// same bits) as when it is stored and read back.
+#[derive(Clone, Copy, Debug)]
+enum Linear {
+    Id,
+    Neg,
+    Mul(f64),
+    Div(f64),
+}
+
+/// Which instructions of [`FusedRowsPass`]'s tangent program are folded into the sums and
+/// differences that read them (a tangent that is a transform of one register's, see
+/// [`Linear`]) and which are stored: every instruction that is not folded, the output, and a
+/// folded one read by anything but a sum or difference.
+struct TangentPlan {
+    n_inputs: usize,
+    /// Per instruction: the register and transform of a folded instruction.
+    folds: Vec<Option<(u32, Linear)>>,
+    /// Per instruction: whether its tangent is computed and stored.
+    materialized: Vec<bool>,
+}
+
+impl TangentPlan {
+    fn new(fusion: &Fusion, out: usize) -> Self {
+        let ni = fusion.n_inputs;
+        let n = fusion.steps.len();
+        let mut folds: Vec<Option<(u32, Linear)>> = vec![None; n];
+        for (i, &(_, instr)) in fusion.steps.iter().enumerate() {
+            let (a, x) = match instr {
+                Instr::AddConst(a, _) => (a, Linear::Id),
+                Instr::Neg(a) | Instr::ConstSub(_, a) => (a, Linear::Neg),
+                Instr::MulConst(a, c) => (a, Linear::Mul(c)),
+                Instr::DivConst(a, c) => (a, Linear::Div(c)),
+                _ => continue,
+            };
+            // One transform per load: the operand itself must be stored (or an input).
+            let operand_folded = (a as usize)
+                .checked_sub(ni)
+                .is_some_and(|r| folds[r].is_some());
+            if !operand_folded {
+                folds[i] = Some((a, x));
+            }
+        }
+        let mut materialized: Vec<bool> = folds.iter().map(Option::is_none).collect();
+        let mut need = |r: u32| {
+            if let Some(r) = (r as usize).checked_sub(ni) {
+                materialized[r] = true;
+            }
+        };
+        need(out as u32);
+        for &(_, instr) in &fusion.steps {
+            match instr {
+                Instr::Add(..) | Instr::Sub(..) => {}
+                Instr::Mul(a, c) | Instr::Div(a, c) => {
+                    need(a);
+                    need(c);
+                }
+                Instr::Neg(a)
+                | Instr::AddConst(a, _)
+                | Instr::ConstSub(_, a)
+                | Instr::MulConst(a, _)
+                | Instr::DivConst(a, _)
+                | Instr::ConstDiv(_, a)
+                | Instr::Unary(_, a)
+                | Instr::UnaryTangent(_, a) => need(a),
+            }
+        }
+        TangentPlan {
+            n_inputs: ni,
+            folds,
+            materialized,
+        }
+    }
+
+    /// The register and transform to read for register `r` in a sum or difference, if `r` is
+    /// a folded instruction.
+    fn fold(&self, r: u32) -> Option<(u32, Linear)> {
+        (r as usize)
+            .checked_sub(self.n_inputs)
+            .and_then(|i| self.folds[i])
+    }
+}
+
+/// `x` transformed by `L` (an index into [`Linear`]'s variants: a constant, so that the
+/// match is resolved at compile time) with constant `c`.
+#[inline(always)]
+fn linear<S: Simd, const L: u8>(simd: S, c: S::f64s, x: S::f64s) -> S::f64s {
+    match L {
+        0 => x,
+        1 => simd.neg_f64s(x),
+        2 => simd.mul_f64s(c, x),
+        _ => simd.div_f64s(x, c),
+    }
+}
+
+/// `dst = xa(ta) ± xb(tb)` for the transforms of the two operands (`SUB`: the difference).
+#[inline(always)]
+fn sum_with<S: Simd, const SUB: bool, const LA: u8, const LB: u8>(
+    simd: S,
+    dst: &mut [f64],
+    [ta, tb]: [Src<'_>; 2],
+    [ca, cb]: [f64; 2],
+) {
+    let (ca, cb) = (simd.splat_f64s(ca), simd.splat_f64s(cb));
+    map::<S, 2, false>(simd, dst, [ta, tb], |_, [x, y]| {
+        let (x, y) = (linear::<S, LA>(simd, ca, x), linear::<S, LB>(simd, cb, y));
+        if SUB {
+            simd.sub_f64s(x, y)
+        } else {
+            simd.add_f64s(x, y)
+        }
+    });
+}
+
+/// [`sum_with`] for the transforms of the operands, chosen at run time once per call.
+#[inline(always)]
+fn sum<S: Simd, const SUB: bool>(
+    simd: S,
+    dst: &mut [f64],
+    (ta, xa): (Src<'_>, Linear),
+    (tb, xb): (Src<'_>, Linear),
+) {
+    let code = |x: Linear| match x {
+        Linear::Id => (0u8, 0.0),
+        Linear::Neg => (1, 0.0),
+        Linear::Mul(c) => (2, c),
+        Linear::Div(c) => (3, c),
+    };
+    let ((la, ca), (lb, cb)) = (code(xa), code(xb));
+    let (ts, cs) = ([ta, tb], [ca, cb]);
+    // The sixteen pairs of transforms, each its own loop.
+    macro_rules! pairs {
+        ($($a:literal $b:literal),*) => {
+            match (la, lb) {
+                $(($a, $b) => sum_with::<S, SUB, $a, $b>(simd, dst, ts, cs),)*
+                _ => sum_with::<S, SUB, 3, 3>(simd, dst, ts, cs),
+            }
+        };
+    }
+    pairs!(0 0, 0 1, 0 2, 0 3, 1 0, 1 1, 1 2, 1 3, 2 0, 2 1, 2 2, 2 3, 3 0, 3 1, 3 2);
 }
