@@ -706,5 +706,34 @@ def test_views_and_writes_see_the_values_of_the_eager_operations(f, k):
         return jac, val[0], val[1]
 
     fused, eager = both(run)
-    for a, b in zip(fused, eager):
+    for a, b in zip(fused, eager, strict=True):
         assert same_bits(a, b)
+
+
+def f_concatenate_pending(x):
+    n = x.shape[0] // 2
+    u, v = x[:n], x[n:]
+    a = u * v + 1.0  # evaluated straight into its block of the result
+    b = 1.0 / (u - 0.5)  # infinite where u == 0.5: replayed, then copied in
+    r = np.concatenate([a, np.ones(3), b, a * 2.0, v, -b])
+    return np.concatenate([r, a, np.concatenate([b, a])])  # a and b read again later
+
+
+def f_concatenate_pending_2d(x):
+    n = x.shape[0] // 2
+    a = (x[:n] * x[n:]).reshape(2, -1)
+    return np.concatenate([a * 2.0, a - 1.0], axis=1).ravel()
+
+
+@pytest.mark.parametrize("f", [f_concatenate_pending, f_concatenate_pending_2d])
+@pytest.mark.parametrize("k", [1, 3, 16])
+@pytest.mark.parametrize("singular", [False, True])
+def test_concatenate_of_pending_arrays(f, k, singular):
+    x = np.linspace(0.25, 2.0, 32)
+    if singular:
+        x[3] = 0.5
+    before = counts()
+    fused, eager = both(lambda: duals.jacobian(f, x, chunk=k))
+    assert same_bits(fused, eager)
+    fused_count, replayed = counts() - before
+    assert fused_count > 0 and (replayed > 0) == (singular and f is f_concatenate_pending)

@@ -33,9 +33,7 @@ use numpy::ndarray::arr0;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{
-    PyBool, PyDict, PyFloat, PyInt, PyList, PySlice, PyString, PyTuple, PyType,
-};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PySlice, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern, IntoPyObjectExt};
 
 use duals::kernels::{self, KernelError, Operand};
@@ -1163,8 +1161,7 @@ impl DualArrayBase {
     /// Whether the arrays may be an input of a pending expression (see `private`; a view's
     /// base must be private too).
     pub(crate) fn is_private(&self) -> bool {
-        self.private.load(Ordering::Acquire)
-            && self.base.get().is_none_or(|b| b.get().is_private())
+        self.private.load(Ordering::Acquire) && self.base.get().is_none_or(|b| b.get().is_private())
     }
 
     /// Records that a pending expression reads the arrays (and so its base's, for a view).

@@ -2,14 +2,18 @@
 //!
 //! Every eager operation on a `DualArray` is one pass over memory: `sin(x) * exp(-(x * x))`
 //! allocates, faults in and writes a primal and a tangent array per operation. For a large
-//! first-order array with one tangent row, the elementwise operations whose kernels have a
+//! first-order array (at least [`LAZY_MIN`] tangent elements, `K·n` for `K` tangent rows of `n`
+//! elements), the elementwise operations whose kernels have a
 //! vector body (`+ - * /` of two such arrays or of one and a number, negation, and the rules
 //! `sin cos exp expm1 log log1p sqrt reciprocal`) are therefore not run at once: they return a
 //! *pending* `DualArray` holding the expression, a DAG over input arrays and numbers. The
 //! moment anything needs the arrays (any other operation, indexing, `primal`/`tangent`, output
 //! collection, repr, pickling: everything that reads `_p`/`_t`, or the arrays in this crate),
-//! the expression is evaluated as one [`Fusion`] in one pass, over up to one thread per CPU,
-//! with the thread detached.
+//! the expression is evaluated as one [`Fusion`] in one pass, with the thread detached: with one
+//! tangent row over up to one thread per CPU ([`Fusion::eval`]); with several, the primals of a
+//! block of points once and then the tangent program row by row ([`Fusion::eval_rows`]), in two
+//! blocks of rows on the helper thread of `crate::par` for a large block (the Brusselator
+//! Jacobian's `u * u * v` and stencil sums over 512 directions).
 //!
 //! # Same results
 //!
@@ -33,9 +37,14 @@
 //! (a registry of weak references); an array once handed out is never an input again. While an
 //! evaluation reads inputs with the thread detached, they are pinned: handing them out waits.
 //!
-//! Traced arrays (`duals.compile`), second-order seeds and several tangent rows never take this
-//! path; nor arrays below [`LAZY_MIN`] elements, where the bookkeeping would cost more than a
-//! pass (the small systems of ODE Jacobians).
+//! A view made natively (`y[:n]` of a driver's input, see `DualArrayBase::base`) is private
+//! while the array it views is, and is read in place (its tangent rows `2n` apart, as
+//! `Operand::Rows`); reading it marks that array a leaf too, and handing either out evaluates
+//! first.
+//!
+//! Traced arrays (`duals.compile`) and second-order seeds never take this path; nor arrays below
+//! [`LAZY_MIN`] tangent elements, where the bookkeeping would cost more than a pass (the small
+//! systems of ODE Jacobians: Robertson's 3 rows of 3).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -53,8 +62,9 @@ use duals::rules::UnaryRule;
 use crate::dual::{self, Arg, DualArrayBase, Fresh, Layout, Op};
 use crate::errors;
 
-/// Elements from which an elementwise operation is deferred. Below, the pass the fusion saves
-/// costs less than building, registering and compiling the expression (a few microseconds).
+/// Tangent elements (`K·n`) from which an elementwise operation is deferred. Below, the pass the
+/// fusion saves costs less than building, registering and compiling the expression (a few
+/// microseconds).
 pub(crate) const LAZY_MIN: usize = 1 << 15;
 
 /// The threshold in use ([`LAZY_MIN`]; tests move it with `_native._lazy_threshold`).
@@ -112,8 +122,8 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// Whether an operation on `x` may be deferred: deferring is enabled, and `x` is a DualArray of
-/// a first-order seed with one tangent row and at least the threshold of elements (a cheap test
-/// before the ufunc's name is looked up).
+/// a first-order seed with at least the threshold of tangent elements (a cheap test before the
+/// ufunc's name is looked up).
 pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
     let Ok(x) = x.cast::<DualArrayBase>() else {
         return Ok(false);
@@ -208,7 +218,7 @@ impl Lazy {
             .clone()
     }
 
-    /// The tangent `(1, *S)` alone, evaluated fused without writing the primal (which is not
+    /// The tangent `(K, *S)` alone, evaluated fused without writing the primal (which is not
     /// kept: the array stays pending), or `None` (evaluated or not fused: use [`Lazy::force`]).
     pub(crate) fn tangent_only(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if self.result.get().is_some() {
@@ -222,6 +232,38 @@ impl Lazy {
             FUSED.fetch_add(1, Ordering::Relaxed);
         }
         Ok(t)
+    }
+
+    /// Evaluates a pending expression of several tangent rows straight into the block of a
+    /// concatenation (`out_p`: `n` values, `out_t`: `K` rows of `n` values `out_stride` apart),
+    /// the array staying pending; `false` (nothing written) where it does not fuse, is
+    /// evaluated already, or has one row (the caller then reads the arrays as usual).
+    pub(crate) fn eval_into(
+        &self,
+        py: Python<'_>,
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> PyResult<bool> {
+        if self.rows < 2 || self.result.get().is_some() {
+            return Ok(false);
+        }
+        let Some(node) = self.node() else {
+            return Ok(false);
+        };
+        let Some((f, out, leaves)) = compile(py, &node) else {
+            return Ok(false);
+        };
+        let done = fill_rows(py, &f, out, &leaves, self.rows, out_p, out_t, out_stride)?;
+        if done == Some(true) {
+            FUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(done == Some(true))
+    }
+
+    /// Tangent rows `K`.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
     }
 
     /// The arrays, evaluating the expression the first time.
@@ -299,8 +341,9 @@ fn pending<'py>(
 type Operand = (Arc<Node>, Vec<usize>, Py<PyAny>, Layout);
 
 /// A DualArray operand as an expression: its pending expression, or itself as an input if its
-/// arrays are private, C-ordered float64 of one tangent row; with its shape and seed. `None`
-/// where the operation must run eagerly.
+/// arrays are private float64, the primal C-ordered and each tangent row too (one row: the
+/// tangent C-ordered; several: rows in order, read in place as `dual::tangent_rows` gives
+/// them); with its shape and seed. `None` where the operation must run eagerly.
 fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Operand>> {
     let a = x.get();
     let layout = a.layout(py)?;
@@ -331,13 +374,11 @@ fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Oper
     let n = shape.iter().product();
     // Several rows: each row in C order, the rows in order (a view's rows are read in place).
     let rows = |t: &Py<PyAny>| {
-        t.bind(py)
-            .cast_exact::<PyArrayDyn<f64>>()
-            .is_ok_and(|t| {
-                t.shape().first() == Some(&k)
-                    && t.shape()[1..] == *shape
-                    && matches!(dual::tangent_rows(t), Some((Cow::Borrowed(_), _)))
-            })
+        t.bind(py).cast_exact::<PyArrayDyn<f64>>().is_ok_and(|t| {
+            t.shape().first() == Some(&k)
+                && t.shape()[1..] == *shape
+                && matches!(dual::tangent_rows(t), Some((Cow::Borrowed(_), _)))
+        })
     };
     let ok = match a.unit_tangent() {
         Some(p) => k == 1 && c_order(p, n),
@@ -576,6 +617,22 @@ fn fused(
     rows: usize,
     primal: bool,
 ) -> PyResult<Option<Evaluated>> {
+    let Some((f, out, leaves)) = compile(py, root) else {
+        return Ok(None);
+    };
+    let n: usize = shape.iter().product();
+    if rows != 1 {
+        return fused_rows(py, &f, out, &leaves, shape, rows);
+    }
+    fused_one_row(py, &f, out, &leaves, n, shape, primal)
+}
+
+/// The expression `root` as a [`Fusion`]: the instructions, the output and the input arrays
+/// (register `i` is `leaves[i]`); `None` if an operation has no instruction.
+fn compile<'py>(
+    py: Python<'py>,
+    root: &Arc<Node>,
+) -> Option<(Fusion, FusedVar, Vec<Bound<'py, DualArrayBase>>)> {
     let order = post_order(root);
     // The inputs, each array once.
     let mut index: HashMap<*mut pyo3::ffi::PyObject, usize> = HashMap::new();
@@ -621,21 +678,28 @@ fn fused(
             }),
             Kind::Binary(_, Term::Const(..), Term::Const(..)) => None,
         };
-        let Some(v) = v else { return Ok(None) };
-        var.insert(*node as *const Node, v);
+        var.insert(*node as *const Node, v?);
     }
-    let Some(&out) = var.get(&Arc::as_ptr(root)) else {
-        return Ok(None);
-    };
-    let n: usize = shape.iter().product();
-    if rows != 1 {
-        return fused_rows(py, &f, out, &leaves, shape, rows);
-    }
+    let out = *var.get(&Arc::as_ptr(root))?;
+    Some((f, out, leaves))
+}
+
+/// [`fused`] with one tangent row: [`Fusion::eval`] (or [`Fusion::eval_tangent`] without
+/// `primal`) over shares of the points on up to one thread per CPU (`split`).
+fn fused_one_row(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    n: usize,
+    shape: &[usize],
+    primal: bool,
+) -> PyResult<Option<Evaluated>> {
     // The inputs' memory, read in place: private arrays, which nothing writes while they are
     // pinned (see the module documentation).
     // (A tangent of ones not made yet is read as 1: `None`.)
     let mut arrays = Vec::with_capacity(leaves.len());
-    for leaf in &leaves {
+    for leaf in leaves {
         let leaf = leaf.get();
         let (p, t) = match leaf.unit_tangent() {
             Some(p) => (p, None),
@@ -678,7 +742,7 @@ fn fused(
                 .collect(),
         );
         let (op, ot) = (out_p.as_mut().map(Fresh::data), out_t.data());
-        let done = py.detach(|| split(&f, out, &inputs, op, ot));
+        let done = py.detach(|| split(f, out, &inputs, op, ot));
         drop(pins);
         done.map_err(errors::kernel)?
     };
@@ -704,6 +768,33 @@ fn fused_rows(
     k: usize,
 ) -> PyResult<Option<Evaluated>> {
     let n: usize = shape.iter().product();
+    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+    let mut out_p = Fresh::new(py, shape.to_vec());
+    let mut out_t = Fresh::new(py, tshape);
+    if fill_rows(py, f, out, leaves, k, out_p.data(), out_t.data(), n)? != Some(true) {
+        return Ok(None);
+    }
+    Ok(Some((
+        Some(out_p.array().into_any().unbind()),
+        out_t.array().into_any().unbind(),
+    )))
+}
+
+/// The evaluation of [`fused_rows`] into `out_p` (`n` values) and `out_t` (`k` rows of `n`,
+/// `out_stride` apart): `Some(finite)`, or `None` if an input is not as expected (nothing
+/// written).
+#[allow(clippy::too_many_arguments)]
+fn fill_rows(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+    out_stride: usize,
+) -> PyResult<Option<bool>> {
+    let n = out_p.len();
     let mut arrays = Vec::with_capacity(leaves.len());
     for leaf in leaves {
         let (p, t) = leaf.get().parts(py)?;
@@ -731,9 +822,6 @@ fn fused_rows(
             stride: *stride,
         })
         .collect();
-    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
-    let mut out_p = Fresh::new(py, shape.to_vec());
-    let mut out_t = Fresh::new(py, tshape);
     let finite = {
         let pins = Pinned(
             leaves
@@ -744,21 +832,14 @@ fn fused_rows(
                 })
                 .collect(),
         );
-        let (op, ot) = (out_p.data(), out_t.data());
-        let done = py.detach(|| split_rows(f, out, &inputs, k, op, ot));
+        let done = py.detach(|| split_rows(f, out, &inputs, k, out_p, out_t, out_stride));
         drop(pins);
         done.map_err(errors::kernel)?
     };
-    if !finite {
-        return Ok(None);
-    }
-    Ok(Some((
-        Some(out_p.array().into_any().unbind()),
-        out_t.array().into_any().unbind(),
-    )))
+    Ok(Some(finite))
 }
 
-/// [`Fusion::eval_rows`] in two blocks of rows, the second on the helper thread
+/// [`Fusion::eval_rows_into`] in two blocks of rows, the second on the helper thread
 /// (`crate::par`), for blocks of at least `par::SPLIT_ABOVE` tangents; the same values (each
 /// block is the evaluation on those rows; the second block's primal goes to a scratch buffer).
 fn split_rows(
@@ -768,13 +849,14 @@ fn split_rows(
     k: usize,
     out_p: &mut [f64],
     out_t: &mut [f64],
+    out_stride: usize,
 ) -> Result<bool, kernels::KernelError> {
     let n = out_p.len();
-    if k < 2 || n.saturating_mul(k) < crate::par::SPLIT_ABOVE || out_t.len() != n * k {
-        return f.eval_rows(out, inputs, out_p, out_t);
-    }
     let h = k / 2;
-    let (lo, hi) = out_t.split_at_mut(h * n);
+    if k < 2 || n.saturating_mul(k) < crate::par::SPLIT_ABOVE || out_t.len() < h * out_stride {
+        return f.eval_rows_into(out, inputs, out_p, out_t, out_stride);
+    }
+    let (lo, hi) = out_t.split_at_mut(h * out_stride);
     let block = |j0: usize, j1: usize| -> Vec<FusedRows<'_>> {
         inputs.iter().map(|x| x.row_block(j0, j1, n)).collect()
     };
@@ -782,8 +864,16 @@ fn split_rows(
     let (mut r_lo, mut r_hi) = (Ok(true), Ok(true));
     let mut scratch = vec![0.0; n];
     crate::par::both(
-        || r_lo = f.eval_rows(out, &ins_lo, out_p, lo),
-        || r_hi = f.eval_rows(out, &ins_hi, &mut scratch, hi),
+        || {
+            r_lo = f.eval_rows_into(
+                out,
+                &ins_lo,
+                out_p,
+                &mut lo[..(h - 1) * out_stride + n],
+                out_stride,
+            )
+        },
+        || r_hi = f.eval_rows_into(out, &ins_hi, &mut scratch, hi, out_stride),
     );
     Ok(r_lo? && r_hi?)
 }

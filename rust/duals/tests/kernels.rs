@@ -1117,7 +1117,17 @@ fn fusion_with_several_rows_matches_the_array_kernels() {
             // The elementary functions run the table's libm calls at the scalar level.
             continue;
         }
-        for (n, k) in [(1usize, 2usize), (3, 3), (7, 9), (8, 2), (9, 8), (17, 5), (64, 3), (1037, 2), (300, 128)] {
+        for (n, k) in [
+            (1usize, 2usize),
+            (3, 3),
+            (7, 9),
+            (8, 2),
+            (9, 8),
+            (17, 5),
+            (64, 3),
+            (1037, 2),
+            (300, 128),
+        ] {
             let stride = n + 3;
             let leak = |v: Vec<f64>| -> &'static [f64] { Box::leak(v.into_boxed_slice()) };
             let (xp, xt) = (leak(awkward(n, 1)), leak(awkward((k - 1) * stride + n, 2)));

@@ -790,11 +790,47 @@ impl Fusion {
         out_t: &mut [f64],
     ) -> Result<bool, KernelError> {
         let n = out_p.len();
-        if n == 0 {
-            check_primal("out_p", 0, 1)?;
+        self.eval_rows_into_with_level(level, out, inputs, out_p, out_t, n)
+    }
+
+    /// [`Fusion::eval_rows`] with the output's tangent rows `out_stride >= n` apart: row `j`
+    /// is `out_t[j * out_stride..j * out_stride + n]` (`out_t` holds `(k - 1) * out_stride + n`
+    /// values; the values between the rows are not written), as in the block of a
+    /// concatenation.
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_rows`].
+    pub fn eval_rows_into(
+        &self,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> Result<bool, KernelError> {
+        self.eval_rows_into_with_level(Level::best(), out, inputs, out_p, out_t, out_stride)
+    }
+
+    /// [`Fusion::eval_rows_into`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_rows_with_level`].
+    pub fn eval_rows_into_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> Result<bool, KernelError> {
+        let n = out_p.len();
+        if n == 0 || out_stride < n || out_t.len() < n {
+            check_primal("out_p", n, out_stride.max(1))?;
+            check_primal("out_t", out_t.len(), n)?;
         }
-        let k = out_t.len() / n;
-        super::error::check_tangent("out_t", out_t.len(), k, n)?;
+        let k = (out_t.len() - n) / out_stride + 1;
+        super::error::check_rows("out_t", out_t.len(), k, n, out_stride)?;
         for x in inputs {
             check_primal("input primal", x.primal.len(), n)?;
             super::error::check_rows("input tangent", x.tangent.len(), k, n, x.stride)?;
@@ -814,6 +850,7 @@ impl Fusion {
                 k,
                 out_p,
                 out_t,
+                out_stride,
             },
         )
     }
@@ -826,6 +863,7 @@ struct FusedRowsPass<'a> {
     k: usize,
     out_p: &'a mut [f64],
     out_t: &'a mut [f64],
+    out_stride: usize,
 }
 
 /// A register of a block: an input's slice, or the buffer of instruction `i` (the block of `b`
@@ -859,6 +897,7 @@ impl WithSimd for FusedRowsPass<'_> {
             k,
             out_p,
             out_t,
+            out_stride,
         } = self;
         let n = out_p.len();
         let (ni, steps) = (fusion.n_inputs, &fusion.steps);
@@ -969,7 +1008,14 @@ impl WithSimd for FusedRowsPass<'_> {
                     let dst = &mut rest[..len];
                     let t = |r: u32| Src::Slice(reg_src(r, ni, |r| row(r), done, b, len));
                     let p = |r: u32| {
-                        Src::Slice(reg_src(r, ni, |r| &inputs[r].primal[start..end], &prim, b, len))
+                        Src::Slice(reg_src(
+                            r,
+                            ni,
+                            |r| &inputs[r].primal[start..end],
+                            &prim,
+                            b,
+                            len,
+                        ))
                     };
                     let f = Src::Slice(&prim[i * b..i * b + len]);
                     // An operand of a sum or difference: a register's tangent, or the tangent
@@ -1026,7 +1072,7 @@ impl WithSimd for FusedRowsPass<'_> {
                     None => row(out),
                     Some(r) => &tan[r * b..r * b + len],
                 };
-                out_t[j * n + start..j * n + end].copy_from_slice(out_tan);
+                out_t[j * out_stride + start..j * out_stride + end].copy_from_slice(out_tan);
             }
         }
         finite
