@@ -909,6 +909,9 @@ impl WithSimd for FusedRowsPass<'_> {
         let mut deriv = vec![0.0; steps.len() * b];
         let mut tan = vec![0.0; steps.len() * b];
         let plan = TangentPlan::new(fusion, out);
+        // Whether the output is the last instruction (read by no other): its tangent is
+        // written to `out_t` directly rather than copied there.
+        let direct = !steps.is_empty() && out == ni + steps.len() - 1;
         let mut finite = true;
         for start in (0..n).step_by(b) {
             let end = n.min(start + b);
@@ -1005,7 +1008,12 @@ impl WithSimd for FusedRowsPass<'_> {
                         continue;
                     }
                     let (done, rest) = tan.split_at_mut(i * b);
-                    let dst = &mut rest[..len];
+                    // The output, when it is the last instruction, straight into its row.
+                    let dst = if direct && i + 1 == steps.len() {
+                        &mut out_t[j * out_stride + start..j * out_stride + end]
+                    } else {
+                        &mut rest[..len]
+                    };
                     let t = |r: u32| Src::Slice(reg_src(r, ni, |r| row(r), done, b, len));
                     let p = |r: u32| {
                         Src::Slice(reg_src(
@@ -1068,11 +1076,13 @@ impl WithSimd for FusedRowsPass<'_> {
                         }
                     }
                 }
-                let out_tan = match out.checked_sub(ni) {
-                    None => row(out),
-                    Some(r) => &tan[r * b..r * b + len],
-                };
-                out_t[j * out_stride + start..j * out_stride + end].copy_from_slice(out_tan);
+                if !direct {
+                    let out_tan = match out.checked_sub(ni) {
+                        None => row(out),
+                        Some(r) => &tan[r * b..r * b + len],
+                    };
+                    out_t[j * out_stride + start..j * out_stride + end].copy_from_slice(out_tan);
+                }
             }
         }
         finite
