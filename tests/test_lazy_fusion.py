@@ -222,7 +222,7 @@ def test_broadcasting_and_ndarray_constants_are_not_deferred():
     assert [y._pending for y in seen] == [False, False, False]
 
 
-def test_traced_second_order_and_several_tangents_are_never_deferred():
+def test_traced_and_second_order_are_never_deferred_several_tangents_are():
     seen = []
 
     def f(x):
@@ -232,14 +232,15 @@ def test_traced_second_order_and_several_tangents_are_never_deferred():
 
     x = np.linspace(0.1, 1.0, 5)
     with threshold(1):
-        duals.jacobian(f, x)
         duals.second_derivative(f, x)
         duals.hessian(lambda x: np.sum(f(x)), x)
         c = duals.compile(f, x)
         c.jacobian(x)
+    assert seen and not any(seen)
+    with threshold(1):
+        duals.jacobian(f, x)  # 5 tangent rows
         duals.derivative(f, x)
-    assert seen[-1] is True
-    assert not any(seen[:-1])
+    assert seen[-2:] == [True, True]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -560,3 +561,179 @@ def test_random_programs_fused_equal_unfused(steps, n, seed, finite):
     assert same_bits(fy, ey) and same_bits(ft, et)
     fused, eager = both(lambda: duals.derivative(f, x))
     assert same_bits(fused, eager)
+
+
+# ------------------------------------------------------------------------------------------------
+# Several tangent rows (jacobian chunks): the same, row by row; leaves that are views
+# ------------------------------------------------------------------------------------------------
+
+ROWS = [(2, 7), (2, 1037), (3, 9), (8, 17), (9, 8), (128, 67), (512, 300)]
+
+
+def halves(g):
+    """``g`` on the two halves of ``x`` (views whose tangent rows are read in place)."""
+
+    def f(x):
+        n = x.shape[0] // 2
+        return g(x[:n]) - g(x[n:]) * 0.5
+
+    return f
+
+
+@pytest.mark.parametrize("finite", [True, False])
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize(("k", "n"), ROWS)
+def test_several_rows_fused_equal_unfused_bit_for_bit(k, n, name, finite):
+    f = halves(FUNCTIONS[name])
+    x = finite_awkward(2 * n, k) if finite else awkward(2 * n, k)
+    before = counts()
+    fused, eager = both(lambda: duals.jacobian(f, x, chunk=k))
+    assert same_bits(fused, eager)
+    assert (counts() - before).sum() > 0  # deferred, then fused or replayed
+
+
+@pytest.mark.parametrize(("k", "n"), ROWS)
+def test_several_rows_finite_values_take_the_fused_pass(k, n):
+    f = halves(lambda x: (x * 0.5 - 2.0 * x * x) / (x * x + 1.0) + 3.0 * x - (1.0 - x))
+    x = np.linspace(-1.0, 1.0, 2 * n)
+    before = counts()
+    fused, eager = both(lambda: duals.jacobian(f, x, chunk=k))
+    assert same_bits(fused, eager)
+    fused_count, replayed = counts() - before
+    assert fused_count > 0 and replayed == 0
+
+
+@pytest.mark.parametrize("states", [64, 512])
+def test_brusselator_jacobian_fused_equals_unfused_and_analytic(states):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches" / "python"))
+    try:
+        import workloads
+    finally:
+        sys.path.pop(0)
+    y = workloads.brusselator_point(states)
+    alpha = 1.0 / 50.0
+    before = counts()
+    fused, eager = both(lambda: duals.jacobian(workloads.brusselator, y, args=(alpha,)))
+    assert same_bits(fused, eager)
+    fused_count, replayed = counts() - before
+    assert fused_count >= 2 and replayed == 0  # du and dv, each one pass
+    want = workloads.brusselator_analytic(y, alpha)
+    np.testing.assert_allclose(fused, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    # and at the default threshold (512 states: 256 rows of 512 directions)
+    assert same_bits(duals.jacobian(workloads.brusselator, y, args=(alpha,)), eager)
+
+
+def test_views_of_a_driver_input_are_read_in_place():
+    seen = []
+
+    def f(x):
+        n = x.shape[0] // 2
+        u, v = x[:n], x[n:]
+        y = u * u * v + 2.0 * u
+        seen.append(y._pending)
+        return y
+
+    with threshold(1):
+        duals.jacobian(f, np.linspace(0.5, 1.0, 10))
+    assert seen == [True]
+
+
+def f_view_leaf_then_base_written(x):
+    n = x.shape[0] // 2
+    u = x[:n]
+    z = u * 2.0 + u * u  # reads u, a view of x, when evaluated
+    x[0] = x[1] * 3.0  # native x[i] = d on the base
+    x[n : n + 2] = x[:2] * 0.5  # Python path
+    return z + x[:n]
+
+
+def f_view_leaf_then_view_written(x):
+    n = x.shape[0] // 2
+    u, w = x[:n], x[1 : n + 1]
+    z = u * u - 1.0
+    w[0] = w[2]  # writes u[1] through another view
+    w *= 2.0
+    return z - u
+
+
+def f_view_handed_out(x):
+    n = x.shape[0] // 2
+    u = x[:n]
+    z = u * 3.0 - u
+    u.primal[0] = 100.0  # handed out: z is evaluated first, and x is no longer read in place
+    u.tangent[:, 1] = 7.0
+    w = x[n:] * 2.0 + 1.0
+    return z + w + u
+
+
+def f_view_of_view(x):
+    n = x.shape[0] // 2
+    u = x[:n][1:]
+    z = u / (u * u + 1.0)
+    x.tangent[0, 2] = 5.0  # the base handed out after its view was read
+    return z + x[1 : n - 0][: n - 1]
+
+
+def f_concatenated_views(x):
+    n = x.shape[0] // 2
+    u = x[:n]
+    a = np.concatenate([np.ones_like(u[:1]), u[:-1]])
+    lap = a - 2.0 * u + np.concatenate([u[1:], 3.0 * np.ones_like(u[:1])])
+    a[0] = a[1]  # the concatenation is written after it was read
+    return lap * 0.25 + a
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        f_view_leaf_then_base_written,
+        f_view_leaf_then_view_written,
+        f_view_handed_out,
+        f_view_of_view,
+        f_concatenated_views,
+    ],
+)
+@pytest.mark.parametrize("k", [1, 3, 16])
+def test_views_and_writes_see_the_values_of_the_eager_operations(f, k):
+    x = np.linspace(0.25, 2.0, 32)
+
+    def run():
+        jac = duals.jacobian(f, x, chunk=k)
+        val = duals.jvp(f, x, np.cos(np.arange(32.0)))
+        return jac, val[0], val[1]
+
+    fused, eager = both(run)
+    for a, b in zip(fused, eager, strict=True):
+        assert same_bits(a, b)
+
+
+def f_concatenate_pending(x):
+    n = x.shape[0] // 2
+    u, v = x[:n], x[n:]
+    a = u * v + 1.0  # evaluated straight into its block of the result
+    b = 1.0 / (u - 0.5)  # infinite where u == 0.5: replayed, then copied in
+    r = np.concatenate([a, np.ones(3), b, a * 2.0, v, -b])
+    return np.concatenate([r, a, np.concatenate([b, a])])  # a and b read again later
+
+
+def f_concatenate_pending_2d(x):
+    n = x.shape[0] // 2
+    a = (x[:n] * x[n:]).reshape(2, -1)
+    return np.concatenate([a * 2.0, a - 1.0], axis=1).ravel()
+
+
+@pytest.mark.parametrize("f", [f_concatenate_pending, f_concatenate_pending_2d])
+@pytest.mark.parametrize("k", [1, 3, 16])
+@pytest.mark.parametrize("singular", [False, True])
+def test_concatenate_of_pending_arrays(f, k, singular):
+    x = np.linspace(0.25, 2.0, 32)
+    if singular:
+        x[3] = 0.5
+    before = counts()
+    fused, eager = both(lambda: duals.jacobian(f, x, chunk=k))
+    assert same_bits(fused, eager)
+    fused_count, replayed = counts() - before
+    assert fused_count > 0 and (replayed > 0) == (singular and f is f_concatenate_pending)

@@ -376,6 +376,10 @@ def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
         x = _new_array(DualArray, x0, _eye(n), seed)
     else:
         x = _make(x0, _unit_rows(0, n, n, x0.shape), seed)
+    if type(x) is DualArray:
+        # x0 and the seed rows are new arrays nothing else holds: elementwise chains on x (and
+        # on its slices) may be deferred and fused (see rust/duals-py/src/lazy.rs).
+        x._own()
     y = _call(f, x, args)
     # A list or array of Duals (ODE right-hand sides): the Jacobian's rows natively
     rows = _jacobian_rows(y, seed, value or driver == "grad")

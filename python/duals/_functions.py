@@ -694,7 +694,10 @@ def _concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
         # DualArrays of one seed and float64 constants: primal and tangent joined natively
         r = _native._concatenate(arrays, axis)
         if r is not None:
-            return _new_array(DualArray, *r)
+            r = _new_array(DualArray, *r)
+            # new arrays nothing else holds: they may be read by pending expressions
+            r._own()
+            return r
     _check_dtype(dtype, "concatenate")
     items, s = _items(arrays)
     if axis is None:
@@ -3542,7 +3545,7 @@ def _like_result(p, s):
 def _fill_like(a, fill, dtype, shape, name):
     if type(a) is DualArray and dtype is None and shape is None and type(fill) is float:
         # np.zeros_like(y) of a dual array (an ODE right-hand side's output), directly
-        shape = a._p.shape
+        shape = a.shape  # (not `_p`, which would hand the arrays out)
         p = np.empty(shape)
         p.fill(fill)  # np.full costs ten times more at small sizes
         return _make(p, np.zeros((a._s.K,) + shape), a._s)

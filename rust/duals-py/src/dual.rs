@@ -33,7 +33,7 @@ use numpy::ndarray::arr0;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PySlice, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern, IntoPyObjectExt};
 
 use duals::kernels::{self, KernelError, Operand};
@@ -1049,6 +1049,11 @@ pub struct DualArrayBase {
     leaf: AtomicBool,
     /// Evaluations of pending expressions reading these arrays with the thread detached.
     pins: AtomicUsize,
+    /// For a view made natively (`x[a:b]`, see `__getitem__`): the array whose memory it
+    /// shares (the first array of a chain of views). The view is private only while that
+    /// array is; reading the view in a pending expression marks that array a leaf too, and
+    /// handing the view out hands that array's memory out (see `expose`).
+    base: OnceLock<Py<DualArrayBase>>,
 }
 
 /// The arrays of a `_DualArrayBase`: there, or the pending expression that gives them.
@@ -1092,6 +1097,7 @@ impl DualArrayBase {
             private: AtomicBool::new(true),
             leaf: AtomicBool::new(false),
             pins: AtomicUsize::new(0),
+            base: OnceLock::new(),
         }
     }
 
@@ -1128,31 +1134,48 @@ impl DualArrayBase {
     /// no pending expression may read them later, and those that may are evaluated first (all
     /// pending expressions: which ones read these arrays is not recorded), after any evaluation
     /// still reading them on another thread has finished.
+    ///
+    /// A view's memory is its base's: handing it out or writing it is handing out or writing
+    /// the base's.
     fn expose(&self, py: Python<'_>, escape: bool) -> PyResult<(&Py<PyAny>, &Py<PyAny>)> {
         let parts = self.parts(py)?;
-        if escape || self.leaf.load(Ordering::Acquire) {
+        let base = self.base.get().map(|b| b.get());
+        let leaf = self.leaf.load(Ordering::Acquire)
+            || base.is_some_and(|b| b.leaf.load(Ordering::Acquire));
+        if escape || leaf {
             self.private.store(false, Ordering::Release);
+            if let Some(b) = base {
+                b.private.store(false, Ordering::Release);
+            }
         }
-        if self.leaf.load(Ordering::Acquire) {
+        if leaf {
             lazy::flush(py)?;
         }
         lazy::wait_unpinned(py, &self.pins);
+        if let Some(b) = base {
+            lazy::wait_unpinned(py, &b.pins);
+        }
         Ok(parts)
     }
 
-    /// Whether the arrays may be an input of a pending expression (see `private`).
+    /// Whether the arrays may be an input of a pending expression (see `private`; a view's
+    /// base must be private too).
     pub(crate) fn is_private(&self) -> bool {
-        self.private.load(Ordering::Acquire)
+        self.private.load(Ordering::Acquire) && self.base.get().is_none_or(|b| b.get().is_private())
     }
 
-    /// Records that a pending expression reads the arrays.
+    /// Records that a pending expression reads the arrays (and so its base's, for a view).
     pub(crate) fn mark_leaf(&self) {
         self.leaf.store(true, Ordering::Release);
+        if let Some(b) = self.base.get() {
+            b.get().leaf.store(true, Ordering::Release);
+        }
     }
 
-    /// The counter of evaluations reading the arrays with the thread detached.
-    pub(crate) fn pins(&self) -> &AtomicUsize {
-        &self.pins
+    /// The counters of evaluations reading the arrays with the thread detached: its own, and
+    /// its base's for a view (an evaluation reading a view pins both).
+    pub(crate) fn pins(&self) -> impl Iterator<Item = &AtomicUsize> {
+        std::iter::once(&self.pins).chain(self.base.get().map(|b| &b.get().pins))
     }
 
     /// The shape `S`, without evaluating a pending array.
@@ -1208,6 +1231,7 @@ impl DualArrayBase {
                 private: AtomicBool::new(false),
                 leaf: AtomicBool::new(false),
                 pins: AtomicUsize::new(0),
+                base: OnceLock::new(),
             };
         }
         DualArrayBase {
@@ -1217,6 +1241,7 @@ impl DualArrayBase {
             private: AtomicBool::new(false),
             leaf: AtomicBool::new(false),
             pins: AtomicUsize::new(0),
+            base: OnceLock::new(),
         }
     }
 
@@ -1293,6 +1318,11 @@ impl DualArrayBase {
 
     fn __getitem__(slf: &Bound<'_, Self>, index: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
+        if index.is_exact_instance_of::<PySlice>() {
+            if let Some(view) = slice_view(slf, index)? {
+                return Ok(view.unbind());
+            }
+        }
         if index.is_exact_instance_of::<PyInt>() {
             let this = slf.get();
             let layout = this.layout(py)?;
@@ -1514,6 +1544,41 @@ pub(crate) fn tangent_rows<'a>(
         }
     }
     elements(t).map(|e| (e, n))
+}
+
+/// ``x[a:b:c]`` of a first-order DualArray natively: views of the primal and tangent as the
+/// Python implementation makes them (``_p[index]``, ``_t[:, index]``), without handing the arrays
+/// to Python code, so that a private array's views stay private (`DualArrayBase::base`): the
+/// halves ``y[:n]``, ``y[n:]`` of a driver's input may be read by pending expressions. `None`
+/// for other orders (the Python implementation).
+fn slice_view<'py>(
+    slf: &Bound<'py, DualArrayBase>,
+    index: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = slf.py();
+    let this = slf.get();
+    if !this.layout(py)?.first_order() {
+        return Ok(None);
+    }
+    let (p, t) = this.parts(py)?;
+    let (p, t) = (p.bind(py), t.bind(py));
+    if p.cast_exact::<PyArrayDyn<f64>>().is_err() || t.cast_exact::<PyArrayDyn<f64>>().is_err() {
+        return Ok(None);
+    }
+    let pv = p.get_item(index)?;
+    let full = PySlice::full(py);
+    let tv = t.get_item((full, index))?;
+    let view = instantiate(py, pv, tv, &this.s)?;
+    {
+        let v = view.cast::<DualArrayBase>()?.get();
+        let base = match this.base.get() {
+            Some(b) => b.clone_ref(py),
+            None => slf.clone().unbind(),
+        };
+        v.private.store(true, Ordering::Release);
+        drop(v.base.set(base));
+    }
+    Ok(Some(view))
 }
 
 /// One operand of a DualArray fast path.

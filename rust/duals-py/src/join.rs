@@ -18,10 +18,25 @@ use crate::par::{self, SPLIT_ABOVE};
 /// The parts of a result: primal, tangent, seed.
 type Parts<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
-/// One piece: its primal, and its tangent unless it is a constant.
+/// One piece: its primal, and its tangent unless it is a constant; or a pending DualArray of
+/// several tangent rows and one dimension (`p` then a new array of its shape, not read), whose
+/// expression is evaluated straight into its block of the result (`crate::lazy`).
 struct Piece<'py> {
     p: Bound<'py, PyArrayDyn<f64>>,
     t: Option<Bound<'py, PyArrayDyn<f64>>>,
+    pending: Option<Bound<'py, DualArrayBase>>,
+}
+
+/// Where the tangent rows of a piece along the first axis come from.
+enum Rows<'a> {
+    /// Its rows, `stride` apart (read in place where the memory allows).
+    Read(std::borrow::Cow<'a, [f64]>, usize),
+    /// Its rows in memory of its own (a pending piece evaluated on its own).
+    Owned(Vec<f64>, usize),
+    /// A constant: zeros.
+    Zero,
+    /// Written already (a pending piece evaluated into the result).
+    Written,
 }
 
 /// A view of a float64 array, read in place.
@@ -69,19 +84,39 @@ pub(crate) fn _concatenate<'py>(
                 Some(first) if first.is(&s) => {}
                 Some(_) => return Ok(None),
             }
+            let a = item.cast::<DualArrayBase>()?;
+            if let Some(lazy) = a.get().lazy() {
+                if lazy.rows() > 1 && lazy.shape().len() == 1 {
+                    // SAFETY: a new array, never read (the piece's memory is written by the
+                    // evaluation, or read from the evaluated array).
+                    let p = unsafe { PyArrayDyn::<f64>::new(py, lazy.shape().to_vec(), false) };
+                    pieces.push(Piece {
+                        p,
+                        t: None,
+                        pending: Some(a.clone()),
+                    });
+                    continue;
+                }
+            }
+            // Read here, not handed to Python code: the item stays private (its memory may be
+            // read by a pending expression; see `crate::lazy`).
+            let (p, t) = a.get().parts(py)?;
             let (Ok(p), Ok(t)) = (
-                item.getattr(intern!(py, "_p"))?
-                    .cast_into_exact::<PyArrayDyn<f64>>(),
-                item.getattr(intern!(py, "_t"))?
-                    .cast_into_exact::<PyArrayDyn<f64>>(),
+                p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+                t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
             ) else {
                 return Ok(None);
             };
-            pieces.push(Piece { p, t: Some(t) });
+            pieces.push(Piece {
+                p,
+                t: Some(t),
+                pending: None,
+            });
         } else if let Ok(p) = item.cast_exact::<PyArrayDyn<f64>>() {
             pieces.push(Piece {
                 p: p.clone(),
                 t: None,
+                pending: None,
             });
         } else {
             return Ok(None);
@@ -116,6 +151,13 @@ pub(crate) fn _concatenate<'py>(
             }
             k = Some(ts[0]);
         }
+        if let Some(a) = &piece.pending {
+            let rows = a.get().lazy().map_or(0, |l| l.rows());
+            if rows == 0 || k.is_some_and(|k| k != rows) {
+                return Ok(None);
+            }
+            k = Some(rows);
+        }
     }
     let Some(k) = k else {
         return Ok(None);
@@ -145,9 +187,36 @@ pub(crate) fn _concatenate<'py>(
         // (offset in a row of the result, elements, tangent rows and their stride or None)
         let mut blocks = Vec::with_capacity(pieces.len());
         let mut at = 0;
+        // The arrays of pending pieces that did not evaluate into their blocks.
+        let mut forced = Vec::new();
         for piece in &pieces {
             let n: usize = piece.p.len();
             if n == 0 {
+                continue;
+            }
+            if let Some(a) = &piece.pending {
+                let lazy = a.get().lazy();
+                let block = (k - 1) * row + n;
+                if let Some(lazy) = lazy {
+                    if lazy.eval_into(py, &mut dp[at..at + n], &mut dt[at..at + block], row)? {
+                        // (the tangent block written: nothing to copy)
+                        blocks.push((at, n, Rows::Written));
+                        at += n;
+                        continue;
+                    }
+                }
+                let (p, t) = a.get().parts(py)?;
+                let (Ok(p), Ok(t)) = (
+                    p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+                    t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+                ) else {
+                    return Ok(None);
+                };
+                if p.shape() != piece.p.shape() || t.shape().first() != Some(&k) {
+                    return Ok(None);
+                }
+                forced.push((at, n, p, t));
+                at += n;
                 continue;
             }
             let Some(p) = elements(&piece.p) else {
@@ -156,13 +225,20 @@ pub(crate) fn _concatenate<'py>(
             dp[at..at + n].copy_from_slice(&p);
             let rows = match &piece.t {
                 Some(t) => match tangent_rows(t) {
-                    Some(rows) => Some(rows),
+                    Some((t, stride)) => Rows::Read(t, stride),
                     None => return Ok(None),
                 },
-                None => None,
+                None => Rows::Zero,
             };
             blocks.push((at, n, rows));
             at += n;
+        }
+        for (at, n, p, t) in &forced {
+            let (Some(p), Some((t, stride))) = (elements(p), tangent_rows(t)) else {
+                return Ok(None);
+            };
+            dp[*at..*at + *n].copy_from_slice(&p);
+            blocks.push((*at, *n, Rows::Owned(t.into_owned(), stride)));
         }
         // Tangent rows j0.. of the result into `dst` (whole rows).
         let copy = |j0: usize, dst: &mut [f64]| {
@@ -170,8 +246,14 @@ pub(crate) fn _concatenate<'py>(
                 for (at, n, rows) in &blocks {
                     let out = &mut out[*at..*at + *n];
                     match rows {
-                        Some((t, stride)) => out.copy_from_slice(&t[j * stride..j * stride + n]),
-                        None => out.fill(0.0),
+                        Rows::Read(t, stride) => {
+                            out.copy_from_slice(&t[j * stride..j * stride + n]);
+                        }
+                        Rows::Owned(t, stride) => {
+                            out.copy_from_slice(&t[j * stride..j * stride + n]);
+                        }
+                        Rows::Zero => out.fill(0.0),
+                        Rows::Written => {}
                     }
                 }
             }
@@ -184,6 +266,10 @@ pub(crate) fn _concatenate<'py>(
             copy(0, dt);
         }
     } else {
+        // (Pending pieces are one-dimensional: along the first axis.)
+        if pieces.iter().any(|p| p.pending.is_some()) {
+            return Ok(None);
+        }
         // SAFETY: the new arrays are not yet visible to any other code: these are the only
         // views of their memory.
         let (mut vp, mut vt) = unsafe { (out_p.as_array_mut(), out_t.as_array_mut()) };

@@ -2,14 +2,18 @@
 //!
 //! Every eager operation on a `DualArray` is one pass over memory: `sin(x) * exp(-(x * x))`
 //! allocates, faults in and writes a primal and a tangent array per operation. For a large
-//! first-order array with one tangent row, the elementwise operations whose kernels have a
+//! first-order array (at least [`LAZY_MIN`] tangent elements, `K·n` for `K` tangent rows of `n`
+//! elements), the elementwise operations whose kernels have a
 //! vector body (`+ - * /` of two such arrays or of one and a number, negation, and the rules
 //! `sin cos exp expm1 log log1p sqrt reciprocal`) are therefore not run at once: they return a
 //! *pending* `DualArray` holding the expression, a DAG over input arrays and numbers. The
 //! moment anything needs the arrays (any other operation, indexing, `primal`/`tangent`, output
 //! collection, repr, pickling: everything that reads `_p`/`_t`, or the arrays in this crate),
-//! the expression is evaluated as one [`Fusion`] in one pass, over up to one thread per CPU,
-//! with the thread detached.
+//! the expression is evaluated as one [`Fusion`] in one pass, with the thread detached: with one
+//! tangent row over up to one thread per CPU ([`Fusion::eval`]); with several, the primals of a
+//! block of points once and then the tangent program row by row ([`Fusion::eval_rows`]), in two
+//! blocks of rows on the helper thread of `crate::par` for a large block (the Brusselator
+//! Jacobian's `u * u * v` and stencil sums over 512 directions).
 //!
 //! # Same results
 //!
@@ -33,10 +37,16 @@
 //! (a registry of weak references); an array once handed out is never an input again. While an
 //! evaluation reads inputs with the thread detached, they are pinned: handing them out waits.
 //!
-//! Traced arrays (`duals.compile`), second-order seeds and several tangent rows never take this
-//! path; nor arrays below [`LAZY_MIN`] elements, where the bookkeeping would cost more than a
-//! pass (the small systems of ODE Jacobians).
+//! A view made natively (`y[:n]` of a driver's input, see `DualArrayBase::base`) is private
+//! while the array it views is, and is read in place (its tangent rows `2n` apart, as
+//! `Operand::Rows`); reading it marks that array a leaf too, and handing either out evaluates
+//! first.
+//!
+//! Traced arrays (`duals.compile`) and second-order seeds never take this path; nor arrays below
+//! [`LAZY_MIN`] tangent elements, where the bookkeeping would cost more than a pass (the small
+//! systems of ODE Jacobians: Robertson's 3 rows of 3).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -46,14 +56,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
-use duals::kernels::{self, FusedVar, Fusion, Level};
+use duals::kernels::{self, FusedRows, FusedVar, Fusion, Level};
 use duals::rules::UnaryRule;
 
 use crate::dual::{self, Arg, DualArrayBase, Fresh, Layout, Op};
 use crate::errors;
 
-/// Elements from which an elementwise operation is deferred. Below, the pass the fusion saves
-/// costs less than building, registering and compiling the expression (a few microseconds).
+/// Tangent elements (`K·n`) from which an elementwise operation is deferred. Below, the pass the
+/// fusion saves costs less than building, registering and compiling the expression (a few
+/// microseconds).
 pub(crate) const LAZY_MIN: usize = 1 << 15;
 
 /// The threshold in use ([`LAZY_MIN`]; tests move it with `_native._lazy_threshold`).
@@ -111,8 +122,8 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// Whether an operation on `x` may be deferred: deferring is enabled, and `x` is a DualArray of
-/// a first-order seed with one tangent row and at least the threshold of elements (a cheap test
-/// before the ufunc's name is looked up).
+/// a first-order seed with at least the threshold of tangent elements (a cheap test before the
+/// ufunc's name is looked up).
 pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> {
     let Ok(x) = x.cast::<DualArrayBase>() else {
         return Ok(false);
@@ -123,9 +134,10 @@ pub(crate) fn candidate(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<bool> 
     let a = x.get();
     let layout = a.layout(py)?;
     Ok(layout.first_order()
-        && layout.rows() == 1
         && a.shape_vec(py).is_some_and(|s| {
-            !s.is_empty() && s.iter().product::<usize>() >= THRESHOLD.load(Ordering::Relaxed)
+            !s.is_empty()
+                && s.iter().product::<usize>().saturating_mul(layout.rows())
+                    >= THRESHOLD.load(Ordering::Relaxed)
         }))
 }
 
@@ -170,6 +182,8 @@ impl Term {
 #[derive(Debug)]
 pub(crate) struct Lazy {
     shape: Vec<usize>,
+    /// Tangent rows `K` (the seed's).
+    rows: usize,
     seed: Py<PyAny>,
     node: Mutex<Option<Arc<Node>>>,
     result: OnceLock<(Py<PyAny>, Py<PyAny>)>,
@@ -204,7 +218,7 @@ impl Lazy {
             .clone()
     }
 
-    /// The tangent `(1, *S)` alone, evaluated fused without writing the primal (which is not
+    /// The tangent `(K, *S)` alone, evaluated fused without writing the primal (which is not
     /// kept: the array stays pending), or `None` (evaluated or not fused: use [`Lazy::force`]).
     pub(crate) fn tangent_only(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if self.result.get().is_some() {
@@ -213,11 +227,43 @@ impl Lazy {
         let Some(node) = self.node() else {
             return Ok(None);
         };
-        let t = fused(py, &node, &self.shape, false)?.map(|(_, t)| t);
+        let t = fused(py, &node, &self.shape, self.rows, false)?.map(|(_, t)| t);
         if t.is_some() {
             FUSED.fetch_add(1, Ordering::Relaxed);
         }
         Ok(t)
+    }
+
+    /// Evaluates a pending expression of several tangent rows straight into the block of a
+    /// concatenation (`out_p`: `n` values, `out_t`: `K` rows of `n` values `out_stride` apart),
+    /// the array staying pending; `false` (nothing written) where it does not fuse, is
+    /// evaluated already, or has one row (the caller then reads the arrays as usual).
+    pub(crate) fn eval_into(
+        &self,
+        py: Python<'_>,
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> PyResult<bool> {
+        if self.rows < 2 || self.result.get().is_some() {
+            return Ok(false);
+        }
+        let Some(node) = self.node() else {
+            return Ok(false);
+        };
+        let Some((f, out, leaves)) = compile(py, &node) else {
+            return Ok(false);
+        };
+        let done = fill_rows(py, &f, out, &leaves, self.rows, out_p, out_t, out_stride)?;
+        if done == Some(true) {
+            FUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(done == Some(true))
+    }
+
+    /// Tangent rows `K`.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
     }
 
     /// The arrays, evaluating the expression the first time.
@@ -226,7 +272,7 @@ impl Lazy {
             return Ok((p, t));
         }
         if let Some(node) = self.node() {
-            let parts = evaluate(py, &node, &self.shape, &self.seed)?;
+            let parts = evaluate(py, &node, &self.shape, self.rows, &self.seed)?;
             // Another thread may have finished first (the GIL was released): the same values.
             drop(self.result.set(parts));
             // The inputs are no longer needed.
@@ -271,10 +317,12 @@ fn pending<'py>(
     py: Python<'py>,
     node: Node,
     shape: Vec<usize>,
+    rows: usize,
     seed: &Py<PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let lazy = Arc::new(Lazy {
         shape,
+        rows,
         seed: seed.clone_ref(py),
         node: Mutex::new(Some(Arc::new(node))),
         result: OnceLock::new(),
@@ -293,19 +341,21 @@ fn pending<'py>(
 type Operand = (Arc<Node>, Vec<usize>, Py<PyAny>, Layout);
 
 /// A DualArray operand as an expression: its pending expression, or itself as an input if its
-/// arrays are private, C-ordered float64 of one tangent row; with its shape and seed. `None`
-/// where the operation must run eagerly.
+/// arrays are private float64, the primal C-ordered and each tangent row too (one row: the
+/// tangent C-ordered; several: rows in order, read in place as `dual::tangent_rows` gives
+/// them); with its shape and seed. `None` where the operation must run eagerly.
 fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Operand>> {
     let a = x.get();
     let layout = a.layout(py)?;
-    if !layout.first_order() || layout.rows() != 1 {
+    let k = layout.rows();
+    if !layout.first_order() || k == 0 {
         return Ok(None);
     }
     // (0-d arrays: the eager arithmetic takes the Python path.)
     let Some(shape) = a.shape_vec(py).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if shape.iter().product::<usize>() < THRESHOLD.load(Ordering::Relaxed) {
+    if shape.iter().product::<usize>().saturating_mul(k) < THRESHOLD.load(Ordering::Relaxed) {
         return Ok(None);
     }
     if let Some(lazy) = a.lazy() {
@@ -322,11 +372,19 @@ fn operand(py: Python<'_>, x: &Bound<'_, DualArrayBase>) -> PyResult<Option<Oper
             .is_ok_and(|x| x.is_c_contiguous() && x.is_aligned() && x.len() == len)
     };
     let n = shape.iter().product();
+    // Several rows: each row in C order, the rows in order (a view's rows are read in place).
+    let rows = |t: &Py<PyAny>| {
+        t.bind(py).cast_exact::<PyArrayDyn<f64>>().is_ok_and(|t| {
+            t.shape().first() == Some(&k)
+                && t.shape()[1..] == *shape
+                && matches!(dual::tangent_rows(t), Some((Cow::Borrowed(_), _)))
+        })
+    };
     let ok = match a.unit_tangent() {
-        Some(p) => c_order(p, n),
+        Some(p) => k == 1 && c_order(p, n),
         None => {
             let (p, t) = a.parts(py)?;
-            c_order(p, n) && c_order(t, n)
+            c_order(p, n) && if k == 1 { c_order(t, n) } else { rows(t) }
         }
     };
     if !ok {
@@ -414,13 +472,13 @@ pub(crate) fn binary<'py>(
         return Ok(None);
     };
     // As the eager arithmetic: one shape, one seed (the same object or layout).
-    let (shape, seed) = match (ia, ib) {
-        (Some((shape, seed, _)), None) | (None, Some((shape, seed, _))) => (shape, seed),
+    let (shape, seed, rows) = match (ia, ib) {
+        (Some((shape, seed, l)), None) | (None, Some((shape, seed, l))) => (shape, seed, l.rows()),
         (Some((sa, da, la)), Some((sb, db, lb))) => {
             if sa != sb || !(da.is(&db) || la == lb) {
                 return Ok(None);
             }
-            (sa, da)
+            (sa, da, la.rows())
         }
         (None, None) => return Ok(None),
     };
@@ -432,7 +490,7 @@ pub(crate) fn binary<'py>(
         kind: Kind::Binary(op, ta, tb),
         size,
     };
-    pending(py, node, shape, &seed).map(Some)
+    pending(py, node, shape, rows, &seed).map(Some)
 }
 
 /// `-x` as a pending array, or `None`.
@@ -467,7 +525,7 @@ fn unary_node<'py>(
     let Ok(x) = x.cast::<DualArrayBase>() else {
         return Ok(None);
     };
-    let Some((node, shape, seed, _)) = operand(py, x)? else {
+    let Some((node, shape, seed, layout)) = operand(py, x)? else {
         return Ok(None);
     };
     let size = 1 + node.size;
@@ -481,6 +539,7 @@ fn unary_node<'py>(
             size,
         },
         shape,
+        layout.rows(),
         &seed,
     )
     .map(Some)
@@ -495,9 +554,10 @@ fn evaluate(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
+    rows: usize,
     seed: &Py<PyAny>,
 ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-    match fused(py, root, shape, true)? {
+    match fused(py, root, shape, rows, true)? {
         Some((Some(p), t)) => {
             FUSED.fetch_add(1, Ordering::Relaxed);
             Ok((p, t))
@@ -554,8 +614,25 @@ fn fused(
     py: Python<'_>,
     root: &Arc<Node>,
     shape: &[usize],
+    rows: usize,
     primal: bool,
 ) -> PyResult<Option<Evaluated>> {
+    let Some((f, out, leaves)) = compile(py, root) else {
+        return Ok(None);
+    };
+    let n: usize = shape.iter().product();
+    if rows != 1 {
+        return fused_rows(py, &f, out, &leaves, shape, rows);
+    }
+    fused_one_row(py, &f, out, &leaves, n, shape, primal)
+}
+
+/// The expression `root` as a [`Fusion`]: the instructions, the output and the input arrays
+/// (register `i` is `leaves[i]`); `None` if an operation has no instruction.
+fn compile<'py>(
+    py: Python<'py>,
+    root: &Arc<Node>,
+) -> Option<(Fusion, FusedVar, Vec<Bound<'py, DualArrayBase>>)> {
     let order = post_order(root);
     // The inputs, each array once.
     let mut index: HashMap<*mut pyo3::ffi::PyObject, usize> = HashMap::new();
@@ -601,18 +678,28 @@ fn fused(
             }),
             Kind::Binary(_, Term::Const(..), Term::Const(..)) => None,
         };
-        let Some(v) = v else { return Ok(None) };
-        var.insert(*node as *const Node, v);
+        var.insert(*node as *const Node, v?);
     }
-    let Some(&out) = var.get(&Arc::as_ptr(root)) else {
-        return Ok(None);
-    };
-    let n: usize = shape.iter().product();
+    let out = *var.get(&Arc::as_ptr(root))?;
+    Some((f, out, leaves))
+}
+
+/// [`fused`] with one tangent row: [`Fusion::eval`] (or [`Fusion::eval_tangent`] without
+/// `primal`) over shares of the points on up to one thread per CPU (`split`).
+fn fused_one_row(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    n: usize,
+    shape: &[usize],
+    primal: bool,
+) -> PyResult<Option<Evaluated>> {
     // The inputs' memory, read in place: private arrays, which nothing writes while they are
     // pinned (see the module documentation).
     // (A tangent of ones not made yet is read as 1: `None`.)
     let mut arrays = Vec::with_capacity(leaves.len());
-    for leaf in &leaves {
+    for leaf in leaves {
         let leaf = leaf.get();
         let (p, t) = match leaf.unit_tangent() {
             Some(p) => (p, None),
@@ -648,15 +735,14 @@ fn fused(
         let pins = Pinned(
             leaves
                 .iter()
-                .map(|l| {
-                    let pins = l.get().pins();
+                .flat_map(|l| l.get().pins())
+                .inspect(|pins| {
                     pins.fetch_add(1, Ordering::AcqRel);
-                    pins
                 })
                 .collect(),
         );
         let (op, ot) = (out_p.as_mut().map(Fresh::data), out_t.data());
-        let done = py.detach(|| split(&f, out, &inputs, op, ot));
+        let done = py.detach(|| split(f, out, &inputs, op, ot));
         drop(pins);
         done.map_err(errors::kernel)?
     };
@@ -667,6 +753,129 @@ fn fused(
         out_p.map(|p| p.array().into_any().unbind()),
         out_t.array().into_any().unbind(),
     )))
+}
+
+/// [`fused`] with `k > 1` tangent rows: [`Fusion::eval_rows`] over the inputs' primals and
+/// tangent rows read in place (a view's rows `stride` apart, as `Operand::Rows`), in two
+/// blocks of rows on two threads for a large block (`split_rows`). The primal is always
+/// computed (it is needed for the tangents all the same).
+fn fused_rows(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    shape: &[usize],
+    k: usize,
+) -> PyResult<Option<Evaluated>> {
+    let n: usize = shape.iter().product();
+    let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+    let mut out_p = Fresh::new(py, shape.to_vec());
+    let mut out_t = Fresh::new(py, tshape);
+    if fill_rows(py, f, out, leaves, k, out_p.data(), out_t.data(), n)? != Some(true) {
+        return Ok(None);
+    }
+    Ok(Some((
+        Some(out_p.array().into_any().unbind()),
+        out_t.array().into_any().unbind(),
+    )))
+}
+
+/// The evaluation of [`fused_rows`] into `out_p` (`n` values) and `out_t` (`k` rows of `n`,
+/// `out_stride` apart): `Some(finite)`, or `None` if an input is not as expected (nothing
+/// written).
+#[allow(clippy::too_many_arguments)]
+fn fill_rows(
+    py: Python<'_>,
+    f: &Fusion,
+    out: FusedVar,
+    leaves: &[Bound<'_, DualArrayBase>],
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+    out_stride: usize,
+) -> PyResult<Option<bool>> {
+    let n = out_p.len();
+    let mut arrays = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        let (p, t) = leaf.get().parts(py)?;
+        let array = |x: &Py<PyAny>| x.bind(py).cast_exact::<PyArrayDyn<f64>>().ok().cloned();
+        let (Some(p), Some(t)) = (array(p), array(t)) else {
+            return Ok(None);
+        };
+        if t.shape().first() != Some(&k) {
+            return Ok(None);
+        }
+        arrays.push((p, t));
+    }
+    let mut slices = Vec::with_capacity(arrays.len());
+    for (p, t) in &arrays {
+        match (dual::elements(p), dual::tangent_rows(t)) {
+            (Some(p), Some((t, stride))) if p.len() == n => slices.push((p, t, stride)),
+            _ => return Ok(None),
+        }
+    }
+    let inputs: Vec<FusedRows<'_>> = slices
+        .iter()
+        .map(|(p, t, stride)| FusedRows {
+            primal: p,
+            tangent: t,
+            stride: *stride,
+        })
+        .collect();
+    let finite = {
+        let pins = Pinned(
+            leaves
+                .iter()
+                .flat_map(|l| l.get().pins())
+                .inspect(|pins| {
+                    pins.fetch_add(1, Ordering::AcqRel);
+                })
+                .collect(),
+        );
+        let done = py.detach(|| split_rows(f, out, &inputs, k, out_p, out_t, out_stride));
+        drop(pins);
+        done.map_err(errors::kernel)?
+    };
+    Ok(Some(finite))
+}
+
+/// [`Fusion::eval_rows_into`] in two blocks of rows, the second on the helper thread
+/// (`crate::par`), for blocks of at least `par::SPLIT_ABOVE` tangents; the same values (each
+/// block is the evaluation on those rows; the second block's primal goes to a scratch buffer).
+fn split_rows(
+    f: &Fusion,
+    out: FusedVar,
+    inputs: &[FusedRows<'_>],
+    k: usize,
+    out_p: &mut [f64],
+    out_t: &mut [f64],
+    out_stride: usize,
+) -> Result<bool, kernels::KernelError> {
+    let n = out_p.len();
+    let h = k / 2;
+    if k < 2 || n.saturating_mul(k) < crate::par::SPLIT_ABOVE || out_t.len() < h * out_stride {
+        return f.eval_rows_into(out, inputs, out_p, out_t, out_stride);
+    }
+    let (lo, hi) = out_t.split_at_mut(h * out_stride);
+    let block = |j0: usize, j1: usize| -> Vec<FusedRows<'_>> {
+        inputs.iter().map(|x| x.row_block(j0, j1, n)).collect()
+    };
+    let (ins_lo, ins_hi) = (block(0, h), block(h, k));
+    let (mut r_lo, mut r_hi) = (Ok(true), Ok(true));
+    let mut scratch = vec![0.0; n];
+    crate::par::both(
+        || {
+            r_lo = f.eval_rows_into(
+                out,
+                &ins_lo,
+                out_p,
+                &mut lo[..(h - 1) * out_stride + n],
+                out_stride,
+            )
+        },
+        || r_hi = f.eval_rows_into(out, &ins_hi, &mut scratch, hi, out_stride),
+    );
+    Ok(r_lo? && r_hi?)
 }
 
 /// [`Fusion::eval`] over contiguous shares of the points, one per thread (one per
@@ -840,7 +1049,8 @@ fn eager_unary<'py>(
             "duals: a replayed array has no elements",
         ));
     };
+    let k = tshape.first().copied().unwrap_or(1);
     let (mut op, mut ot) = (Fresh::new(py, shape), Fresh::new(py, tshape));
-    kernels::unary_rule(rule, &pe, &te, 1, op.data(), ot.data()).map_err(errors::kernel)?;
+    kernels::unary_rule(rule, &pe, &te, k, op.data(), ot.data()).map_err(errors::kernel)?;
     dual::new_dual_array(py, op.array(), ot.array(), x.get().seed())
 }

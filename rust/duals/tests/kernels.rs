@@ -1101,6 +1101,155 @@ fn fusion_of_two_inputs_matches_the_array_kernels() {
     }
 }
 
+/// `sin(x) * exp(-(x * x)) + ln_1p(x * x) / y - 2 (3 - y) (1 / x) sqrt(y * y) cos(y) expm1(x)`
+/// with `k` tangent rows (`Fusion::eval_rows`, the inputs' rows `n + 3` apart as in a view)
+/// equals the array kernels with `k` rows run one at a time, bit for bit, at every vector level,
+/// for lengths around the vector widths and the block of points.
+#[test]
+fn fusion_with_several_rows_matches_the_array_kernels() {
+    use duals::rules::UnaryRule as U;
+    let arr = |p: &'static [f64], t: &'static [f64]| Operand::Array {
+        primal: p,
+        tangent: t,
+    };
+    for level in Level::available() {
+        if level == Level::Scalar {
+            // The elementary functions run the table's libm calls at the scalar level.
+            continue;
+        }
+        for (n, k) in [
+            (1usize, 2usize),
+            (3, 3),
+            (7, 9),
+            (8, 2),
+            (9, 8),
+            (17, 5),
+            (64, 3),
+            (1037, 2),
+            (300, 128),
+        ] {
+            let stride = n + 3;
+            let leak = |v: Vec<f64>| -> &'static [f64] { Box::leak(v.into_boxed_slice()) };
+            let (xp, xt) = (leak(awkward(n, 1)), leak(awkward((k - 1) * stride + n, 2)));
+            let (yp, yt) = (leak(awkward(n, 3)), leak(awkward((k - 1) * stride + n, 4)));
+            // The rows of the inputs together, for the unary kernels (which read `k * n`).
+            let packed = |t: &[f64]| -> &'static [f64] {
+                leak(t.chunks(stride).flat_map(|r| r[..n].to_vec()).collect())
+            };
+            let (xt_packed, yt_packed) = (packed(xt), packed(yt));
+            // The array kernels, one instruction at a time.
+            let new = || (vec![0.0; n], vec![0.0; k * n]);
+            let un = |rule, (p, t): (&'static [f64], &'static [f64])| {
+                let (mut op, mut ot) = new();
+                kernels::unary_rule_with_level(level, rule, p, t, k, &mut op, &mut ot).unwrap();
+                (leak(op), leak(ot))
+            };
+            let bin = |kernel: BinaryKernel, a: Operand<'static>, b: Operand<'static>| {
+                let (mut op, mut ot) = new();
+                kernel(level, a, b, k, &mut op, &mut ot).unwrap();
+                (leak(op), leak(ot))
+            };
+            let a = |(p, t): (&'static [f64], &'static [f64])| arr(p, t);
+            let c = Operand::ScalarConst;
+            let rows = |p: &'static [f64], t: &'static [f64]| Operand::Rows {
+                primal: p,
+                tangent: t,
+                stride,
+            };
+            let (x, y) = ((xp, xt_packed), (yp, yt_packed));
+            let (rx, ry) = (rows(xp, xt), rows(yp, yt));
+            let xx_k = bin(kernels::mul_with_level, rx, rx);
+            let neg = (
+                leak(xx_k.0.iter().map(|v| -v).collect()),
+                leak(xx_k.1.iter().map(|v| -v).collect()),
+            );
+            let e = un(U::Exp, neg);
+            let s = un(U::Sin, x);
+            let se_k = bin(kernels::mul_with_level, a(s), a(e));
+            let l = un(U::Ln1p, xx_k);
+            let ly_k = bin(kernels::div_with_level, a(l), ry);
+            let sum_k = bin(kernels::add_with_level, a(se_k), a(ly_k));
+            let three_k = bin(kernels::sub_with_level, c(3.0), ry);
+            let twice_k = bin(kernels::mul_with_level, c(2.0), a(three_k));
+            let r = un(U::Recip, x);
+            let yy_k = bin(kernels::mul_with_level, ry, a(y));
+            let q = un(U::Sqrt, yy_k);
+            let cy = un(U::Cos, y);
+            let em = un(U::ExpM1, x);
+            let t1_k = bin(kernels::mul_with_level, a(twice_k), a(r));
+            let t2_k = bin(kernels::mul_with_level, a(t1_k), a(q));
+            let t3_k = bin(kernels::mul_with_level, a(t2_k), a(cy));
+            let t4_k = bin(kernels::mul_with_level, a(t3_k), a(em));
+            let t5_k = bin(kernels::div_with_level, a(t4_k), c(0.7));
+            let t6_k = bin(kernels::div_with_level, c(1.5), a(t5_k));
+            let t7_k = bin(kernels::sub_with_level, a(sum_k), a(t6_k));
+            let want = bin(kernels::sub_with_level, a(t7_k), c(0.25));
+            // The same as one fused expression.
+            let mut f = kernels::Fusion::new(2);
+            let (fx, fy) = (f.input(0).unwrap(), f.input(1).unwrap());
+            let xx = f.mul(fx, fx);
+            let neg = f.neg(xx);
+            let e = f.unary(U::Exp, neg).unwrap();
+            let s = f.unary(U::Sin, fx).unwrap();
+            let se = f.mul(s, e);
+            let l = f.unary(U::Ln1p, xx).unwrap();
+            let ly = f.div(l, fy);
+            let sum = f.add(se, ly);
+            let three = f.const_sub(3.0, fy);
+            let twice = f.mul_const(three, 2.0);
+            let r = f.unary(U::Recip, fx).unwrap();
+            let yy = f.mul(fy, fy);
+            let q = f.unary(U::Sqrt, yy).unwrap();
+            let cy = f.unary(U::Cos, fy).unwrap();
+            let em = f.unary(U::ExpM1, fx).unwrap();
+            let t1 = f.mul(twice, r);
+            let t2 = f.mul(t1, q);
+            let t3 = f.mul(t2, cy);
+            let t4 = f.mul(t3, em);
+            let t5 = f.div_const(t4, 0.7);
+            let t6 = f.const_div(1.5, t5);
+            let t7 = f.sub(sum, t6);
+            let out = f.sub_const(t7, 0.25);
+            let (mut gp, mut gt) = new();
+            let finite = f
+                .eval_rows_with_level(
+                    level,
+                    out,
+                    &[
+                        kernels::FusedRows {
+                            primal: xp,
+                            tangent: xt,
+                            stride,
+                        },
+                        kernels::FusedRows {
+                            primal: yp,
+                            tangent: yt,
+                            stride,
+                        },
+                    ],
+                    &mut gp,
+                    &mut gt,
+                )
+                .unwrap();
+            for i in 0..k * n {
+                assert!(
+                    (i >= n || same_bits(gp[i], want.0[i])) && same_bits(gt[i], want.1[i]),
+                    "{level:?} n = {n}, k = {k} at {i}: fused {:e}, kernels {:e}",
+                    gt[i],
+                    want.1[i]
+                );
+            }
+            // The finite check: every primal of every `+ - * /` result.
+            let arithmetic = [
+                xx_k, se_k, ly_k, sum_k, three_k, twice_k, yy_k, t1_k, t2_k, t3_k, t4_k, t5_k,
+                t6_k, t7_k, want,
+            ];
+            let all_finite = arithmetic.iter().all(|r| r.0.iter().all(|v| v.is_finite()));
+            assert_eq!(finite, all_finite, "{level:?} n = {n}, k = {k}");
+        }
+    }
+}
+
 /// The finite check sees every `+ - * /` result, in full vectors and in the tail, and ignores
 /// the padding lanes of the tail.
 #[test]

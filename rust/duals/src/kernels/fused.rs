@@ -10,7 +10,7 @@ use pulp::{Simd, WithSimd};
 
 use super::dispatch::{run, Level};
 use super::error::check_primal;
-use super::lanes::LaneFn;
+use super::lanes::{map, map_fn, LaneFn, Src};
 use super::unary::{Cos, Exp, ExpM1, Ln, Ln1p, Recip, SimdRule, Sin, Sqrt, Square};
 use super::KernelError;
 
@@ -679,4 +679,556 @@ impl WithSimd for FusedMany<'_> {
         }
         finite
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several tangent rows: the primal program once per block of points, then the tangent program
+// once per row
+// ---------------------------------------------------------------------------------------------
+
+/// An input of [`Fusion::eval_rows`]: `n` primal values and `k` tangent rows of `n` values,
+/// `stride >= n` apart (row `j` is `tangent[j * stride..j * stride + n]`; `stride = n` for a
+/// C-ordered `(k, n)` block, more for a view such as `x[:n]` of a longer array's tangent, read
+/// in place as [`super::Operand::Rows`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FusedRows<'a> {
+    /// `n` values.
+    pub primal: &'a [f64],
+    /// `(k - 1) * stride + n` values.
+    pub tangent: &'a [f64],
+    /// The distance between the starts of consecutive rows.
+    pub stride: usize,
+}
+
+impl<'a> FusedRows<'a> {
+    /// The input restricted to tangent rows `j0..j1` of `n` elements, as
+    /// [`super::Operand::row_block`]: an evaluation on rows `j0..j1` of every input gives rows
+    /// `j0..j1` of the evaluation on all of them.
+    ///
+    /// # Panics
+    /// If the rows are not there (a checked input has all `k` of them).
+    #[must_use]
+    pub fn row_block(&self, j0: usize, j1: usize, n: usize) -> FusedRows<'a> {
+        FusedRows {
+            primal: self.primal,
+            tangent: if j1 > j0 {
+                &self.tangent[j0 * self.stride..(j1 - 1) * self.stride + n]
+            } else {
+                &[]
+            },
+            stride: self.stride,
+        }
+    }
+}
+
+/// Register-file bytes per block of points (primal, derivative and tangent of every
+/// instruction): the block is as many points as fit, between [`MIN_BLOCK`] and [`MAX_BLOCK`],
+/// so that the intermediates of a row stay in the first- or second-level cache while the
+/// inputs and outputs stream.
+const FILE_BYTES: usize = 96 << 10;
+const MIN_BLOCK: usize = 64;
+const MAX_BLOCK: usize = 1024;
+
+impl Fusion {
+    /// The expression on every point of inputs with `k` tangent rows each: `out_p[i]` and
+    /// `out_t[j * n + i]` are the primal and tangent row `j` of `out` at point `i`
+    /// (`n = out_p.len()`, `k = out_t.len() / n`), with the tangent of each input read from its
+    /// rows.
+    ///
+    /// Each instruction applies the vector operations of the array kernel of its operation with
+    /// `k` tangent rows ([`super::add`], ..., [`super::unary_rule`]), so the results are those
+    /// of the kernels run one after the other, bit for bit (NaN payloads aside). The primals of
+    /// a block of points are computed once, with the derivatives of the rules; then the tangent
+    /// program (linear in the tangents) runs once per row on the block, its intermediates in a
+    /// small buffer.
+    ///
+    /// Returns whether the primals of every `+ - * /` result were finite at every point.
+    ///
+    /// ```
+    /// use duals::kernels::{FusedRows, Fusion};
+    /// // f(x, y) = x * y + 2 with two tangent rows: df = y dx + x dy
+    /// let mut f = Fusion::new(2);
+    /// let (x, y) = (f.input(0).unwrap(), f.input(1).unwrap());
+    /// let p = f.mul(x, y);
+    /// let out = f.add_const(p, 2.0);
+    /// let (xp, yp) = ([3.0; 5], [4.0; 5]);
+    /// let (xt, yt) = ([[1.0; 5], [0.0; 5]].concat(), [[0.0; 5], [1.0; 5]].concat());
+    /// let inputs = [
+    ///     FusedRows { primal: &xp, tangent: &xt, stride: 5 },
+    ///     FusedRows { primal: &yp, tangent: &yt, stride: 5 },
+    /// ];
+    /// let (mut vp, mut vt) = ([0.0; 5], [0.0; 10]);
+    /// assert!(f.eval_rows(out, &inputs, &mut vp, &mut vt).unwrap());
+    /// assert_eq!((vp[0], vt[0], vt[5]), (14.0, 4.0, 3.0));
+    /// ```
+    ///
+    /// # Errors
+    /// [`KernelError::PrimalLength`] or [`KernelError::TangentLength`] if a slice does not have
+    /// the lengths above (an empty `out_p` included), [`KernelError::FusedArguments`] for a
+    /// wrong number of inputs or a register that is not of this expression.
+    pub fn eval_rows(
+        &self,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        self.eval_rows_with_level(Level::best(), out, inputs, out_p, out_t)
+    }
+
+    /// [`Fusion::eval_rows`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_rows`], and [`KernelError::LevelUnavailable`] if this CPU cannot run
+    /// `level`.
+    pub fn eval_rows_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+    ) -> Result<bool, KernelError> {
+        let n = out_p.len();
+        self.eval_rows_into_with_level(level, out, inputs, out_p, out_t, n)
+    }
+
+    /// [`Fusion::eval_rows`] with the output's tangent rows `out_stride >= n` apart: row `j`
+    /// is `out_t[j * out_stride..j * out_stride + n]` (`out_t` holds `(k - 1) * out_stride + n`
+    /// values; the values between the rows are not written), as in the block of a
+    /// concatenation.
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_rows`].
+    pub fn eval_rows_into(
+        &self,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> Result<bool, KernelError> {
+        self.eval_rows_into_with_level(Level::best(), out, inputs, out_p, out_t, out_stride)
+    }
+
+    /// [`Fusion::eval_rows_into`] run with a given [`Level`].
+    ///
+    /// # Errors
+    /// As [`Fusion::eval_rows_with_level`].
+    pub fn eval_rows_into_with_level(
+        &self,
+        level: Level,
+        out: FusedVar,
+        inputs: &[FusedRows<'_>],
+        out_p: &mut [f64],
+        out_t: &mut [f64],
+        out_stride: usize,
+    ) -> Result<bool, KernelError> {
+        let n = out_p.len();
+        if n == 0 || out_stride < n || out_t.len() < n {
+            check_primal("out_p", n, out_stride.max(1))?;
+            check_primal("out_t", out_t.len(), n)?;
+        }
+        let k = (out_t.len() - n) / out_stride + 1;
+        super::error::check_rows("out_t", out_t.len(), k, n, out_stride)?;
+        for x in inputs {
+            check_primal("input primal", x.primal.len(), n)?;
+            super::error::check_rows("input tangent", x.tangent.len(), k, n, x.stride)?;
+        }
+        if inputs.len() != self.n_inputs || !self.is_consistent(out) {
+            return Err(KernelError::FusedArguments {
+                expected: self.n_inputs,
+                found: inputs.len(),
+            });
+        }
+        run(
+            level,
+            FusedRowsPass {
+                fusion: self,
+                out: out.0 as usize,
+                inputs,
+                k,
+                out_p,
+                out_t,
+                out_stride,
+            },
+        )
+    }
+}
+
+struct FusedRowsPass<'a> {
+    fusion: &'a Fusion,
+    out: usize,
+    inputs: &'a [FusedRows<'a>],
+    k: usize,
+    out_p: &'a mut [f64],
+    out_t: &'a mut [f64],
+    out_stride: usize,
+}
+
+/// A register of a block: an input's slice, or the buffer of instruction `i` (the block of `b`
+/// points starting at `i * b` in a file).
+#[inline(always)]
+fn reg_src<'s>(
+    r: u32,
+    n_inputs: usize,
+    input: impl Fn(usize) -> &'s [f64],
+    file: &'s [f64],
+    b: usize,
+    len: usize,
+) -> &'s [f64] {
+    let r = r as usize;
+    if r < n_inputs {
+        input(r)
+    } else {
+        &file[(r - n_inputs) * b..(r - n_inputs) * b + len]
+    }
+}
+
+impl WithSimd for FusedRowsPass<'_> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> bool {
+        let FusedRowsPass {
+            fusion,
+            out,
+            inputs,
+            k,
+            out_p,
+            out_t,
+            out_stride,
+        } = self;
+        let n = out_p.len();
+        let (ni, steps) = (fusion.n_inputs, &fusion.steps);
+        let per_point = 3 * size_of::<f64>() * steps.len().max(1);
+        let b = (FILE_BYTES / per_point).clamp(MIN_BLOCK, MAX_BLOCK) / 8 * 8;
+        let b = b.min(n.next_multiple_of(8));
+        // Primals, derivatives of the rules and tangents of the instructions, `b` points each.
+        let mut prim = vec![0.0; steps.len() * b];
+        let mut deriv = vec![0.0; steps.len() * b];
+        let mut tan = vec![0.0; steps.len() * b];
+        let plan = TangentPlan::new(fusion, out);
+        // Whether the output is the last instruction (read by no other): its tangent is
+        // written to `out_t` directly rather than copied there.
+        let direct = !steps.is_empty() && out == ni + steps.len() - 1;
+        let mut finite = true;
+        for start in (0..n).step_by(b) {
+            let end = n.min(start + b);
+            let len = end - start;
+            // The primal program, with the derivatives of the rules.
+            for (i, &(_, instr)) in steps.iter().enumerate() {
+                let (done, rest) = prim.split_at_mut(i * b);
+                let dst = &mut rest[..len];
+                let x = |r: u32| reg_src(r, ni, |r| &inputs[r].primal[start..end], done, b, len);
+                let p = |r: u32| Src::Slice(x(r));
+                let d = &mut deriv[i * b..i * b + len];
+                match instr {
+                    Instr::Add(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), p(c)], |_, [x, y]| {
+                            simd.add_f64s(x, y)
+                        });
+                    }
+                    Instr::Sub(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), p(c)], |_, [x, y]| {
+                            simd.sub_f64s(x, y)
+                        });
+                    }
+                    Instr::Mul(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), p(c)], |_, [x, y]| {
+                            simd.mul_f64s(x, y)
+                        });
+                    }
+                    Instr::Div(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), p(c)], |_, [x, y]| {
+                            simd.div_f64s(x, y)
+                        });
+                    }
+                    Instr::Neg(a) => {
+                        map::<S, 1, false>(simd, dst, [p(a)], |_, [x]| simd.neg_f64s(x));
+                    }
+                    Instr::AddConst(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), Src::Splat(c)], |_, [x, c]| {
+                            simd.add_f64s(x, c)
+                        });
+                    }
+                    Instr::ConstSub(c, a) => {
+                        map::<S, 2, false>(simd, dst, [Src::Splat(c), p(a)], |_, [c, x]| {
+                            simd.sub_f64s(c, x)
+                        });
+                    }
+                    Instr::MulConst(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), Src::Splat(c)], |_, [x, c]| {
+                            simd.mul_f64s(x, c)
+                        });
+                    }
+                    Instr::DivConst(a, c) => {
+                        map::<S, 2, false>(simd, dst, [p(a), Src::Splat(c)], |_, [x, c]| {
+                            simd.div_f64s(x, c)
+                        });
+                    }
+                    Instr::ConstDiv(c, a) => {
+                        map::<S, 2, false>(simd, dst, [Src::Splat(c), p(a)], |_, [c, x]| {
+                            simd.div_f64s(c, x)
+                        });
+                    }
+                    Instr::Unary(rule, a) | Instr::UnaryTangent(rule, a) => {
+                        let x = x(a);
+                        match rule {
+                            SimdRule::Square => map_fn(simd, Square, x, dst, Some(d)),
+                            SimdRule::Recip => map_fn(simd, Recip, x, dst, Some(d)),
+                            SimdRule::Sqrt => map_fn(simd, Sqrt, x, dst, Some(d)),
+                            SimdRule::Exp => map_fn(simd, Exp, x, dst, Some(d)),
+                            SimdRule::ExpM1 => map_fn(simd, ExpM1, x, dst, Some(d)),
+                            SimdRule::Ln => map_fn(simd, Ln, x, dst, Some(d)),
+                            SimdRule::Ln1p => map_fn(simd, Ln1p, x, dst, Some(d)),
+                            SimdRule::Sin => map_fn(simd, Sin, x, dst, Some(d)),
+                            SimdRule::Cos => map_fn(simd, Cos, x, dst, Some(d)),
+                        }
+                    }
+                }
+            }
+            for &r in &fusion.checked {
+                let r = r as usize - ni;
+                finite &= prim[r * b..r * b + len].iter().all(|v| v.is_finite());
+            }
+            let out_prim = match out.checked_sub(ni) {
+                None => &inputs[out].primal[start..end],
+                Some(r) => &prim[r * b..r * b + len],
+            };
+            out_p[start..end].copy_from_slice(out_prim);
+            // The tangent program, row by row.
+            for j in 0..k {
+                let row = |r: usize| {
+                    let x = &inputs[r];
+                    &x.tangent[j * x.stride + start..j * x.stride + end]
+                };
+                for (i, &(_, instr)) in steps.iter().enumerate() {
+                    if !plan.materialized[i] {
+                        continue;
+                    }
+                    let (done, rest) = tan.split_at_mut(i * b);
+                    // The output, when it is the last instruction, straight into its row.
+                    let dst = if direct && i + 1 == steps.len() {
+                        &mut out_t[j * out_stride + start..j * out_stride + end]
+                    } else {
+                        &mut rest[..len]
+                    };
+                    let t = |r: u32| Src::Slice(reg_src(r, ni, |r| row(r), done, b, len));
+                    let p = |r: u32| {
+                        Src::Slice(reg_src(
+                            r,
+                            ni,
+                            |r| &inputs[r].primal[start..end],
+                            &prim,
+                            b,
+                            len,
+                        ))
+                    };
+                    let f = Src::Slice(&prim[i * b..i * b + len]);
+                    // An operand of a sum or difference: a register's tangent, or the tangent
+                    // of a folded instruction (its operand's, transformed in the same pass).
+                    let folded = |r: u32| match plan.fold(r) {
+                        Some((src, x)) => (t(src), x),
+                        None => (t(r), Linear::Id),
+                    };
+                    match instr {
+                        Instr::Add(a, c) => sum::<S, false>(simd, dst, folded(a), folded(c)),
+                        Instr::Sub(a, c) => sum::<S, true>(simd, dst, folded(a), folded(c)),
+                        Instr::Mul(a, c) => {
+                            let ins = [p(c), t(a), p(a), t(c)];
+                            map::<S, 4, false>(simd, dst, ins, |_, [pb, ta, pa, tb]| {
+                                simd.mul_add_e_f64s(pb, ta, simd.mul_f64s(pa, tb))
+                            });
+                        }
+                        Instr::Div(a, c) => {
+                            let ins = [t(a), f, t(c), p(c)];
+                            map::<S, 4, false>(simd, dst, ins, |_, [ta, f, tb, pb]| {
+                                simd.div_f64s(simd.negate_mul_add_e_f64s(f, tb, ta), pb)
+                            });
+                        }
+                        Instr::Neg(a) | Instr::ConstSub(_, a) => {
+                            map::<S, 1, false>(simd, dst, [t(a)], |_, [x]| simd.neg_f64s(x));
+                        }
+                        Instr::AddConst(a, _) => {
+                            map::<S, 1, false>(simd, dst, [t(a)], |_, [x]| x);
+                        }
+                        Instr::MulConst(a, c) => {
+                            map::<S, 2, false>(simd, dst, [Src::Splat(c), t(a)], |_, [c, x]| {
+                                simd.mul_f64s(c, x)
+                            });
+                        }
+                        Instr::DivConst(a, c) => {
+                            map::<S, 2, false>(simd, dst, [t(a), Src::Splat(c)], |_, [x, c]| {
+                                simd.div_f64s(x, c)
+                            });
+                        }
+                        Instr::ConstDiv(_, a) => {
+                            map::<S, 3, false>(simd, dst, [f, t(a), p(a)], |_, [f, ta, pa]| {
+                                simd.div_f64s(simd.neg_f64s(simd.mul_f64s(f, ta)), pa)
+                            });
+                        }
+                        Instr::Unary(_, a) | Instr::UnaryTangent(_, a) => {
+                            let d = Src::Slice(&deriv[i * b..i * b + len]);
+                            map::<S, 2, false>(simd, dst, [d, t(a)], |_, [d, x]| {
+                                simd.mul_f64s(d, x)
+                            });
+                        }
+                    }
+                }
+                if !direct {
+                    let out_tan = match out.checked_sub(ni) {
+                        None => row(out),
+                        Some(r) => &tan[r * b..r * b + len],
+                    };
+                    out_t[j * out_stride + start..j * out_stride + end].copy_from_slice(out_tan);
+                }
+            }
+        }
+        finite
+    }
+}
+
+/// A tangent transform that folds into the sum or difference reading it: the tangent of
+/// `a + c` (`Id`), `-a` and `c - a` (`Neg`), `a * c` (`Mul`: `c * ta`), `a / c` (`Div`:
+/// `ta / c`), applied to the operand's tangent as it is loaded, with the same operation (so the
+/// same bits) as when it is stored and read back.
+#[derive(Clone, Copy, Debug)]
+enum Linear {
+    Id,
+    Neg,
+    Mul(f64),
+    Div(f64),
+}
+
+/// Which instructions of [`FusedRowsPass`]'s tangent program are folded into the sums and
+/// differences that read them (a tangent that is a transform of one register's, see
+/// [`Linear`]) and which are stored: every instruction that is not folded, the output, and a
+/// folded one read by anything but a sum or difference.
+struct TangentPlan {
+    n_inputs: usize,
+    /// Per instruction: the register and transform of a folded instruction.
+    folds: Vec<Option<(u32, Linear)>>,
+    /// Per instruction: whether its tangent is computed and stored.
+    materialized: Vec<bool>,
+}
+
+impl TangentPlan {
+    fn new(fusion: &Fusion, out: usize) -> Self {
+        let ni = fusion.n_inputs;
+        let n = fusion.steps.len();
+        let mut folds: Vec<Option<(u32, Linear)>> = vec![None; n];
+        for (i, &(_, instr)) in fusion.steps.iter().enumerate() {
+            let (a, x) = match instr {
+                Instr::AddConst(a, _) => (a, Linear::Id),
+                Instr::Neg(a) | Instr::ConstSub(_, a) => (a, Linear::Neg),
+                Instr::MulConst(a, c) => (a, Linear::Mul(c)),
+                Instr::DivConst(a, c) => (a, Linear::Div(c)),
+                _ => continue,
+            };
+            // One transform per load: the operand itself must be stored (or an input).
+            let operand_folded = (a as usize)
+                .checked_sub(ni)
+                .is_some_and(|r| folds[r].is_some());
+            if !operand_folded {
+                folds[i] = Some((a, x));
+            }
+        }
+        let mut materialized: Vec<bool> = folds.iter().map(Option::is_none).collect();
+        let mut need = |r: u32| {
+            if let Some(r) = (r as usize).checked_sub(ni) {
+                materialized[r] = true;
+            }
+        };
+        need(out as u32);
+        for &(_, instr) in &fusion.steps {
+            match instr {
+                Instr::Add(..) | Instr::Sub(..) => {}
+                Instr::Mul(a, c) | Instr::Div(a, c) => {
+                    need(a);
+                    need(c);
+                }
+                Instr::Neg(a)
+                | Instr::AddConst(a, _)
+                | Instr::ConstSub(_, a)
+                | Instr::MulConst(a, _)
+                | Instr::DivConst(a, _)
+                | Instr::ConstDiv(_, a)
+                | Instr::Unary(_, a)
+                | Instr::UnaryTangent(_, a) => need(a),
+            }
+        }
+        TangentPlan {
+            n_inputs: ni,
+            folds,
+            materialized,
+        }
+    }
+
+    /// The register and transform to read for register `r` in a sum or difference, if `r` is
+    /// a folded instruction.
+    fn fold(&self, r: u32) -> Option<(u32, Linear)> {
+        (r as usize)
+            .checked_sub(self.n_inputs)
+            .and_then(|i| self.folds[i])
+    }
+}
+
+/// `x` transformed by `L` (an index into [`Linear`]'s variants: a constant, so that the
+/// match is resolved at compile time) with constant `c`.
+#[inline(always)]
+fn linear<S: Simd, const L: u8>(simd: S, c: S::f64s, x: S::f64s) -> S::f64s {
+    match L {
+        0 => x,
+        1 => simd.neg_f64s(x),
+        2 => simd.mul_f64s(c, x),
+        _ => simd.div_f64s(x, c),
+    }
+}
+
+/// `dst = xa(ta) ± xb(tb)` for the transforms of the two operands (`SUB`: the difference).
+#[inline(always)]
+fn sum_with<S: Simd, const SUB: bool, const LA: u8, const LB: u8>(
+    simd: S,
+    dst: &mut [f64],
+    [ta, tb]: [Src<'_>; 2],
+    [ca, cb]: [f64; 2],
+) {
+    let (ca, cb) = (simd.splat_f64s(ca), simd.splat_f64s(cb));
+    map::<S, 2, false>(simd, dst, [ta, tb], |_, [x, y]| {
+        let (x, y) = (linear::<S, LA>(simd, ca, x), linear::<S, LB>(simd, cb, y));
+        if SUB {
+            simd.sub_f64s(x, y)
+        } else {
+            simd.add_f64s(x, y)
+        }
+    });
+}
+
+/// [`sum_with`] for the transforms of the operands, chosen at run time once per call.
+#[inline(always)]
+fn sum<S: Simd, const SUB: bool>(
+    simd: S,
+    dst: &mut [f64],
+    (ta, xa): (Src<'_>, Linear),
+    (tb, xb): (Src<'_>, Linear),
+) {
+    let code = |x: Linear| match x {
+        Linear::Id => (0u8, 0.0),
+        Linear::Neg => (1, 0.0),
+        Linear::Mul(c) => (2, c),
+        Linear::Div(c) => (3, c),
+    };
+    let ((la, ca), (lb, cb)) = (code(xa), code(xb));
+    let (ts, cs) = ([ta, tb], [ca, cb]);
+    // The sixteen pairs of transforms, each its own loop.
+    macro_rules! pairs {
+        ($($a:literal $b:literal),*) => {
+            match (la, lb) {
+                $(($a, $b) => sum_with::<S, SUB, $a, $b>(simd, dst, ts, cs),)*
+                _ => sum_with::<S, SUB, 3, 3>(simd, dst, ts, cs),
+            }
+        };
+    }
+    pairs!(0 0, 0 1, 0 2, 0 3, 1 0, 1 1, 1 2, 1 3, 2 0, 2 1, 2 2, 2 3, 3 0, 3 1, 3 2);
 }

@@ -75,7 +75,7 @@ pub use binary::{
 pub use dispatch::{detected_level, Level};
 pub use error::KernelError;
 pub(crate) use fused::{fused_derivative_with_level, Instr, Program};
-pub use fused::{FusedVar, Fusion};
+pub use fused::{FusedRows, FusedVar, Fusion};
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
 pub(crate) use unary::simd_rule;
