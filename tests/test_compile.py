@@ -305,6 +305,31 @@ def test_elementwise_derivative_batch():
     assert c.derivative(0.5) == pytest.approx(duals.derivative(f, 0.5), rel=1e-15)
 
 
+def test_large_batches_split_over_threads_equal_small_ones():
+    # Above 2^17 points a batch is cut into pieces taken in turn by several threads (on a
+    # machine with several CPUs); each point's result is the same as in a small batch, bit for
+    # bit, with pieces that do not divide the batch and both tapes of a branch.
+    def f(x):
+        y = np.sin(x) * np.exp(-(x**2)) + np.log1p(x**2)
+        return y if x > -2.5 else 2.0 * x
+
+    c = duals.compile(f, 0.3)
+    b = (1 << 18) + 37
+    X = np.linspace(-3.0, 3.0, b)
+    small = np.array_split(X, 8)  # pieces below the threshold: one thread each
+    for method in (c.derivative, c.second_derivative):
+        np.testing.assert_array_equal(method(X), np.concatenate([method(s) for s in small]))
+    g = duals.compile(lambda y: np.array([y[0] * y[1], np.sin(y[1])]), np.ones(2))
+    Y = np.linspace(-1.0, 1.0, 2 * b).reshape(b, 2)
+    parts = np.array_split(Y, 8)
+    np.testing.assert_array_equal(
+        g.value_batch(Y), np.concatenate([g.value_batch(p) for p in parts])
+    )
+    np.testing.assert_array_equal(
+        g.jacobian_batch(Y), np.concatenate([g.jacobian_batch(p) for p in parts])
+    )
+
+
 def test_batch_derivative_with_branches_uses_both_tapes():
     def f(x):
         return x**2 if x > 0 else -x
