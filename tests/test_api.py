@@ -498,6 +498,33 @@ def test_division_by_a_constant_is_exact_and_respects_errstate():
         duals.jacobian(lambda z: 1.0 / (z - z), x)
 
 
+def test_error_state_inside_f_and_restored_after():
+    # The drivers run f with NumPy's warnings off ("warn" -> "ignore", "raise" kept) and put
+    # the caller's state back afterwards, also when f raises.
+    seen = []
+
+    def f(z):
+        seen.append(np.geterr())
+        return z * 2.0
+
+    before = np.geterr()
+    duals.jacobian(f, np.ones(3))
+    assert seen[-1]["divide"] == "ignore" and seen[-1]["invalid"] == "ignore"
+    assert np.geterr() == before
+
+    def fails(z):
+        raise KeyError("from f")
+
+    with pytest.raises(KeyError, match="from f"):
+        duals.jacobian(fails, np.ones(3))
+    assert np.geterr() == before
+    with np.errstate(divide="raise"):
+        duals.jacobian(f, np.ones(3))
+        assert seen[-1]["divide"] == "raise" and seen[-1]["invalid"] == "ignore"
+        assert np.geterr()["divide"] == "raise"
+    assert np.geterr() == before
+
+
 def test_inplace_operators_write_through_views():
     def f(y):
         dy = np.zeros_like(y)

@@ -26,8 +26,15 @@ import os
 import numpy as np
 
 from ._collect import collect
-from ._core import DualArray, Seed, _DualBase, _make, _new_array
-from ._native import _alloc_enter, _alloc_exit, _eye, _jacobian_rows, _unit_tangent_array
+from ._core import DualArray, Seed, _DualBase, _make
+from ._native import (
+    _alloc_enter,
+    _alloc_exit,
+    _call_in,
+    _jacobian_rows,
+    _seeded,
+    _unit_tangent_array,
+)
 
 __all__ = [
     "derivative",
@@ -192,11 +199,7 @@ def _call(f, x, args: tuple):
         with _quiet_errstate():
             quiet = _extobj_contextvar.get()
         _QUIET = (current, quiet)
-    token = _extobj_contextvar.set(quiet)
-    try:
-        return f(x, *args)
-    finally:
-        _extobj_contextvar.reset(token)
+    return _call_in(_extobj_contextvar, quiet, f, x, args)
 
 
 def _collected(y, seed: Seed):
@@ -372,14 +375,14 @@ def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
     returned dual scalars. ``x0`` is a private copy (``f`` may write into it)."""
     n = x0.size
     seed = _first_seed(n)
-    if x0.ndim == 1:  # _make(x0, _unit_rows(0, n, n, x0.shape), seed), in fewer steps
-        x = _new_array(DualArray, x0, _eye(n), seed)
+    # x0 and the seed rows are new arrays nothing else holds: x is private, so elementwise
+    # chains on x (and on its slices) may be deferred and fused (see rust/duals-py/src/lazy.rs).
+    if x0.ndim == 1:  # _make(x0, _unit_rows(0, n, n, x0.shape), seed), in one native call
+        x = _seeded(x0, seed)
     else:
         x = _make(x0, _unit_rows(0, n, n, x0.shape), seed)
-    if type(x) is DualArray:
-        # x0 and the seed rows are new arrays nothing else holds: elementwise chains on x (and
-        # on its slices) may be deferred and fused (see rust/duals-py/src/lazy.rs).
-        x._own()
+        if type(x) is DualArray:
+            x._own()
     y = _call(f, x, args)
     # A list or array of Duals (ODE right-hand sides): the Jacobian's rows natively
     rows = _jacobian_rows(y, seed, value or driver == "grad")
