@@ -114,90 +114,23 @@ pub(crate) fn fused_derivative_with_level(
     assert!(program.is_consistent(), "fused program registers");
     run(
         level,
-        Fused {
-            program,
-            x,
-            out_value,
-            out_derivative,
+        FusedMany {
+            steps: &program.steps,
+            n_regs: program.n_regs,
+            consts: &program.consts,
+            checked: &[],
+            out: program.output as usize,
+            inputs: &[(x, None)],
+            out_p: out_value,
+            out_t: out_derivative,
         },
     )
-}
-
-struct Fused<'a> {
-    program: &'a Program,
-    x: &'a [f64],
-    out_value: Option<&'a mut [f64]>,
-    out_derivative: &'a mut [f64],
+    // No checked registers: always finite.
+    .map(|_| ())
 }
 
 /// The register file: a primal and a tangent for each of [`GROUP`] vectors.
 type Reg<S> = [[<S as Simd>::f64s; GROUP]; 2];
-
-impl WithSimd for Fused<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let Fused {
-            program,
-            x,
-            out_value,
-            out_derivative,
-        } = self;
-        let zero = simd.splat_f64s(0.0);
-        let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; program.n_regs];
-        for &(r, c) in &program.consts {
-            regs[r as usize] = [[simd.splat_f64s(c); GROUP], [zero; GROUP]];
-        }
-        let out = program.output as usize;
-        let chunk = GROUP * S::F64_LANES;
-        let full = x.len() / chunk * chunk;
-        let (xs, ds) = (
-            x[..full].chunks_exact(chunk),
-            out_derivative[..full].chunks_exact_mut(chunk),
-        );
-        let mut out_value = out_value;
-        match out_value.as_deref_mut() {
-            Some(out_value) => {
-                let vs = out_value[..full].chunks_exact_mut(chunk);
-                for ((xc, vc), dc) in xs.zip(vs).zip(ds) {
-                    let (xv, _) = S::as_simd_f64s(xc);
-                    regs[0][0].copy_from_slice(xv);
-                    regs[0][1] = [simd.splat_f64s(1.0); GROUP];
-                    eval(simd, &program.steps, &mut regs);
-                    S::as_mut_simd_f64s(vc).0.copy_from_slice(&regs[out][0]);
-                    S::as_mut_simd_f64s(dc).0.copy_from_slice(&regs[out][1]);
-                }
-            }
-            None => {
-                for (xc, dc) in xs.zip(ds) {
-                    let (xv, _) = S::as_simd_f64s(xc);
-                    regs[0][0].copy_from_slice(xv);
-                    regs[0][1] = [simd.splat_f64s(1.0); GROUP];
-                    eval(simd, &program.steps, &mut regs);
-                    S::as_mut_simd_f64s(dc).0.copy_from_slice(&regs[out][1]);
-                }
-            }
-        }
-        let rest = x.len() - full;
-        if rest > 0 {
-            // The last points, padded with zeros whose results are dropped.
-            let mut buf = [0.0; GROUP * MAX_LANES];
-            let buf = &mut buf[..chunk];
-            buf[..rest].copy_from_slice(&x[full..]);
-            let (xv, _) = S::as_simd_f64s(buf);
-            regs[0][0].copy_from_slice(xv);
-            regs[0][1] = [simd.splat_f64s(1.0); GROUP];
-            eval(simd, &program.steps, &mut regs);
-            if let Some(out_value) = out_value {
-                S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][0]);
-                out_value[full..].copy_from_slice(&buf[..rest]);
-            }
-            S::as_mut_simd_f64s(buf).0.copy_from_slice(&regs[out][1]);
-            out_derivative[full..].copy_from_slice(&buf[..rest]);
-        }
-    }
-}
 
 /// The program on one group of vectors.
 #[inline(always)]
@@ -581,7 +514,10 @@ impl Fusion {
         run(
             level,
             FusedMany {
-                fusion: self,
+                steps: &self.steps,
+                n_regs: self.n_inputs + self.steps.len(),
+                consts: &[],
+                checked: &self.checked,
                 out: out.0 as usize,
                 inputs,
                 out_p,
@@ -591,8 +527,16 @@ impl Fusion {
     }
 }
 
+/// One pass of a straight-line program over the points: a [`Program`] of the tape (one input,
+/// constants in registers) or a [`Fusion`] (several inputs, constants in the instructions).
+/// Inputs are registers `0..inputs.len()`, a missing tangent is a row of ones; returns whether
+/// the primals of the `checked` registers were all finite.
 struct FusedMany<'a> {
-    fusion: &'a Fusion,
+    steps: &'a [(u32, Instr)],
+    n_regs: usize,
+    /// Registers holding a constant (tangent 0) before the first step.
+    consts: &'a [(u32, f64)],
+    checked: &'a [u32],
     out: usize,
     inputs: &'a [(&'a [f64], Option<&'a [f64]>)],
     out_p: Option<&'a mut [f64]>,
@@ -605,14 +549,20 @@ impl WithSimd for FusedMany<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> bool {
         let FusedMany {
-            fusion,
+            steps,
+            n_regs,
+            consts,
+            checked,
             out,
             inputs,
             mut out_p,
             out_t,
         } = self;
         let (zero, one) = (simd.splat_f64s(0.0), simd.splat_f64s(1.0));
-        let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; fusion.n_inputs + fusion.steps.len()];
+        let mut regs: Vec<Reg<S>> = vec![[[zero; GROUP]; 2]; n_regs];
+        for &(r, c) in consts {
+            regs[r as usize] = [[simd.splat_f64s(c); GROUP], [zero; GROUP]];
+        }
         let lanes = GROUP * S::F64_LANES;
         let n = out_t.len();
         let full = n / lanes * lanes;
@@ -628,8 +578,8 @@ impl WithSimd for FusedMany<'_> {
                     None => reg[1] = [one; GROUP],
                 }
             }
-            eval(simd, &fusion.steps, &mut regs);
-            for &r in &fusion.checked {
+            eval(simd, steps, &mut regs);
+            for &r in checked {
                 for &p in &regs[r as usize][0] {
                     bad = simd.mul_add_e_f64s(p, zero, bad);
                 }
@@ -663,8 +613,8 @@ impl WithSimd for FusedMany<'_> {
                     }
                 }
             }
-            eval(simd, &fusion.steps, &mut regs);
-            for &r in &fusion.checked {
+            eval(simd, steps, &mut regs);
+            for &r in checked {
                 S::as_mut_simd_f64s(buf)
                     .0
                     .copy_from_slice(&regs[r as usize][0]);
