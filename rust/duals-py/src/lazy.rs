@@ -596,6 +596,21 @@ fn post_order(root: &Arc<Node>) -> Vec<&Node> {
 /// Decrements the pins of the inputs of an evaluation when it ends (however it ends).
 struct Pinned<'a>(Vec<&'a AtomicUsize>);
 
+impl<'a> Pinned<'a> {
+    /// Pins every pin counter of `leaves` (incremented here, decremented on drop).
+    fn leaves(leaves: &'a [Bound<'_, DualArrayBase>]) -> Self {
+        Pinned(
+            leaves
+                .iter()
+                .flat_map(|l| l.get().pins())
+                .inspect(|pins| {
+                    pins.fetch_add(1, Ordering::AcqRel);
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Drop for Pinned<'_> {
     fn drop(&mut self) {
         for pins in &self.0 {
@@ -732,15 +747,7 @@ fn fused_one_row(
     let mut out_p = primal.then(|| Fresh::new(py, shape.to_vec()));
     let mut out_t = Fresh::new(py, tshape);
     let finite = {
-        let pins = Pinned(
-            leaves
-                .iter()
-                .flat_map(|l| l.get().pins())
-                .inspect(|pins| {
-                    pins.fetch_add(1, Ordering::AcqRel);
-                })
-                .collect(),
-        );
+        let pins = Pinned::leaves(leaves);
         let (op, ot) = (out_p.as_mut().map(Fresh::data), out_t.data());
         let done = py.detach(|| split(f, out, &inputs, op, ot));
         drop(pins);
@@ -823,15 +830,7 @@ fn fill_rows(
         })
         .collect();
     let finite = {
-        let pins = Pinned(
-            leaves
-                .iter()
-                .flat_map(|l| l.get().pins())
-                .inspect(|pins| {
-                    pins.fetch_add(1, Ordering::AcqRel);
-                })
-                .collect(),
-        );
+        let pins = Pinned::leaves(leaves);
         let done = py.detach(|| split_rows(f, out, &inputs, k, out_p, out_t, out_stride));
         drop(pins);
         done.map_err(errors::kernel)?
