@@ -4,6 +4,7 @@ errors."""
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -328,6 +329,29 @@ def test_large_batches_split_over_threads_equal_small_ones():
     np.testing.assert_array_equal(
         g.jacobian_batch(Y), np.concatenate([g.jacobian_batch(p) for p in parts])
     )
+
+
+def test_one_thread_by_environment_gives_the_same_bits(tmp_path):
+    # DUALS_NUM_THREADS=1 keeps compiled batches and fused chains on the calling thread; the
+    # results are those of the parallel run, bit for bit.
+    script = textwrap.dedent(
+        """
+        import sys, numpy as np, duals
+        f = lambda x: np.sin(x) * np.exp(-(x**2)) + np.log1p(x**2)
+        X = np.linspace(-3.0, 3.0, (1 << 18) + 37)
+        c = duals.compile(f, 0.3)
+        np.save(sys.argv[1], np.stack([c.derivative(X), duals.derivative(f, X)]))
+        """
+    )
+    out = {}
+    for threads in ("1", ""):
+        path = tmp_path / f"threads{threads}.npy"
+        env = {k: v for k, v in os.environ.items() if k != "DUALS_NUM_THREADS"}
+        if threads:
+            env["DUALS_NUM_THREADS"] = threads
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
+        out[threads] = np.load(path)
+    np.testing.assert_array_equal(out["1"], out[""])
 
 
 def test_batch_derivative_with_branches_uses_both_tapes():

@@ -887,8 +887,7 @@ fn split(
     out_p: Option<&mut [f64]>,
     out_t: &mut [f64],
 ) -> Result<bool, kernels::KernelError> {
-    static CPUS: OnceLock<usize> = OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
+    let cpus = crate::par::cpus();
     let eval = |ins: &[(&[f64], Option<&[f64]>)], p: Option<&mut [f64]>, t: &mut [f64]| match p {
         Some(p) => f.eval(out, ins, p, t),
         None => f.eval_tangent(out, ins, t),

@@ -6,7 +6,7 @@
 //! the helper never touches Python objects.
 //!
 //! There is no helper on a machine with one CPU, or with the environment variable
-//! `DUALS_NUM_THREADS=1` (read once).
+//! `DUALS_NUM_THREADS=1` (read once, see [`cpus`]).
 //!
 //! The helper spins briefly after each job (a burst of kernels from one user function costs a
 //! wake-up once), then parks. The second job is claimed by whichever thread gets to it first:
@@ -75,11 +75,23 @@ static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
 /// One split at a time (the helper runs one job); a caller that finds it busy runs serially.
 static BUSY: Mutex<()> = Mutex::new(());
 
+/// The threads duals may use (the calling one included), asked once: the available
+/// parallelism, at most `DUALS_NUM_THREADS` if that is a positive integer (`1`: the calling
+/// thread only). Every parallel path reads it: this helper, compiled batches, fused chains.
+pub(crate) fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| {
+        let available = thread::available_parallelism().map_or(1, |n| n.get());
+        match std::env::var("DUALS_NUM_THREADS").map(|v| v.trim().parse::<usize>()) {
+            Ok(Ok(cap)) if cap >= 1 => available.min(cap),
+            _ => available,
+        }
+    })
+}
+
 fn helper() -> Option<&'static Helper> {
     *HELPER.get_or_init(|| {
-        // DUALS_NUM_THREADS=1: no helper (kernels run on the calling thread only)
-        let one = std::env::var("DUALS_NUM_THREADS").is_ok_and(|v| v.trim() == "1");
-        if one || thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        if cpus() < 2 {
             return None;
         }
         let (tx, rx) = std::sync::mpsc::channel::<&'static Helper>();

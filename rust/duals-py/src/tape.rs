@@ -52,12 +52,10 @@ const POINTS_PER_THREAD: usize = 1 << 17;
 /// Pieces per thread of a parallel batch (taken in turn, so that a slow thread takes fewer).
 const PIECES_PER_THREAD: usize = 8;
 
-/// Threads for a batch of `b` points: one per [`POINTS_PER_THREAD`] points, at most the
-/// available parallelism (asked once) and 8.
+/// Threads for a batch of `b` points: one per [`POINTS_PER_THREAD`] points, at most
+/// [`crate::par::cpus`] and 8.
 fn threads_for(b: usize) -> usize {
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
-    (b / POINTS_PER_THREAD).clamp(1, cpus.min(8))
+    (b / POINTS_PER_THREAD).clamp(1, crate::par::cpus().min(8))
 }
 
 // ------------------------------------------------------------------------------------------------
