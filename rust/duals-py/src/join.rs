@@ -50,6 +50,27 @@ unsafe fn view<'a>(a: &'a Bound<'_, PyArrayDyn<f64>>) -> ArrayViewD<'a, f64> {
     unsafe { a.as_array() }
 }
 
+/// A DualArray's primal and tangent as float64 arrays.
+type FloatParts<'py> = (Bound<'py, PyArrayDyn<f64>>, Bound<'py, PyArrayDyn<f64>>);
+
+/// The primal and tangent of `a` (evaluated if pending, read here: `a` stays private) as
+/// float64 arrays; `None` for other dtypes (the Python path).
+fn float_parts<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, DualArrayBase>,
+) -> PyResult<Option<FloatParts<'py>>> {
+    let (p, t) = a.get().parts(py)?;
+    Ok(
+        match (
+            p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+            t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
+        ) {
+            (Ok(p), Ok(t)) => Some((p, t)),
+            _ => None,
+        },
+    )
+}
+
 /// _concatenate(arrays, axis) -> (primal, tangent, seed) | None
 ///
 /// ``np.concatenate(arrays, axis)`` of a list or tuple of DualArrays of one seed (the same
@@ -100,11 +121,7 @@ pub(crate) fn _concatenate<'py>(
             }
             // Read here, not handed to Python code: the item stays private (its memory may be
             // read by a pending expression; see `crate::lazy`).
-            let (p, t) = a.get().parts(py)?;
-            let (Ok(p), Ok(t)) = (
-                p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
-                t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
-            ) else {
+            let Some((p, t)) = float_parts(py, a)? else {
                 return Ok(None);
             };
             pieces.push(Piece {
@@ -205,11 +222,7 @@ pub(crate) fn _concatenate<'py>(
                         continue;
                     }
                 }
-                let (p, t) = a.get().parts(py)?;
-                let (Ok(p), Ok(t)) = (
-                    p.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
-                    t.bind(py).clone().cast_into_exact::<PyArrayDyn<f64>>(),
-                ) else {
+                let Some((p, t)) = float_parts(py, a)? else {
                     return Ok(None);
                 };
                 if p.shape() != piece.p.shape() || t.shape().first() != Some(&k) {
