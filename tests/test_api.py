@@ -571,8 +571,18 @@ def test_wide_chunks_use_the_block_cache_and_restore_numpys_allocator():
 
     y = np.linspace(0.5, 1.5, 300)
     J = duals.jacobian(f, y, chunk=150)  # 150 * 300 tangent elements: the cache is on
+    # (banded tangents: the first evaluation gives every direction)
+    assert seen == ["duals_block_cache"]
+    assert _MULTIARRAY.get_handler_name() == before
+    seen.clear()
+    previous = _native._banded(False)
+    try:
+        J_dense = duals.jacobian(f, y, chunk=150)  # dense tangents: two evaluations
+    finally:
+        _native._banded(previous)
     assert seen == ["duals_block_cache"] * 2
     assert _MULTIARRAY.get_handler_name() == before
+    np.testing.assert_array_equal(J, J_dense)
     np.testing.assert_array_equal(J, duals.jacobian(f, y, chunk=7))
     # small blocks: NumPy's allocator as it was
     seen.clear()

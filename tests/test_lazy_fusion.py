@@ -32,12 +32,24 @@ def threshold(n: int):
         _native._lazy_threshold(old)
 
 
+@contextlib.contextmanager
+def dense_tangents():
+    """Jacobian drivers seed dense tangents (not banded ones, see test_banded.py), so that
+    their elementwise chains are deferred and fused."""
+    old = _native._banded(False)
+    try:
+        yield
+    finally:
+        _native._banded(old)
+
+
 def both(run):
-    """``run()`` with every elementwise operation deferred, and with none."""
-    with threshold(1):
-        fused = run()
-    with threshold(EAGER):
-        eager = run()
+    """``run()`` with every elementwise operation deferred, and with none (dense tangents)."""
+    with dense_tangents():
+        with threshold(1):
+            fused = run()
+        with threshold(EAGER):
+            eager = run()
     return fused, eager
 
 

@@ -30,6 +30,7 @@ from ._core import DualArray, Seed, _DualBase, _make
 from ._native import (
     _alloc_enter,
     _alloc_exit,
+    _banded_jacobian,
     _call_in,
     _jacobian_rows,
     _seeded,
@@ -391,6 +392,9 @@ def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
         if driver == "grad":
             _need_scalar("grad", yp, "jacobian")
         return yp, shape, J
+    banded = _banded(y, seed, n, driver)
+    if banded is not None:
+        return banded[0], banded[0].shape, banded[1]
     yp, yt = _collected(y, seed)
     if driver == "grad":
         _need_scalar("grad", yp, "jacobian")
@@ -402,6 +406,23 @@ def _one_pass(f, x0: np.ndarray, args: tuple, driver: str, value: bool = True):
     # The transpose as a view: a transposing copy costs more than the evaluation for large n
     J = np.zeros((yp.size, n)) if yt is None else yt.reshape(n, yp.size).T
     return yp, yp.shape, J
+
+
+def _banded(y, seed: Seed, n: int, driver: str):
+    """``(f(x) primal, J of shape (m, n))`` if ``f`` returned a DualArray whose tangent stayed
+    banded (rust/duals-py/src/band.rs: every one of the ``n`` directions, whatever the seed's
+    width), else None."""
+    if type(y) is not DualArray:
+        return None
+    _check_memory(
+        (y.size, n),
+        "Jacobian",
+        "use jvp (Jacobian-vector products) or evaluate blocks of outputs separately",
+    )
+    r = _banded_jacobian(y, seed)
+    if r is not None and driver == "grad":
+        _need_scalar("grad", r[0], "jacobian")
+    return r
 
 
 def _jacobian(f, x, args, chunk, driver: str):
@@ -436,7 +457,16 @@ def _chunks(f, x0: np.ndarray, args: tuple, k: int, driver: str):
     for c0 in range(0, n, k):
         c1 = min(n, c0 + k)
         seed = _first_seed(c1 - c0)
-        yp_c, yt = _evaluate(f, x0, _unit_rows(c0, c1, n, x0.shape), seed, args)
+        if c0 == 0 and x0.ndim == 1:
+            # The first chunk seeded natively: a banded tangent keeps every direction, and a
+            # banded result is the whole Jacobian from this one evaluation.
+            y = _call(f, _seeded(x0.copy(), seed), args)
+            banded = _banded(y, seed, n, driver)
+            if banded is not None:
+                return banded[0], banded[1], x0
+            yp_c, yt = _collected(y, seed)
+        else:
+            yp_c, yt = _evaluate(f, x0, _unit_rows(c0, c1, n, x0.shape), seed, args)
         if Jt is None:
             yp = yp_c
             if driver == "grad":

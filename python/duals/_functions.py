@@ -61,7 +61,6 @@ from ._core import (
     _expand,
     _full_tangent,
     _make,
-    _new_array,
     _parts,
     _seed_of,
     _traced,
@@ -691,12 +690,10 @@ def _join(items, s, fp, ft):
 @implements(np.concatenate, _np("concat"))
 def _concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     if out is None and dtype is None and type(axis) is int:
-        # DualArrays of one seed and float64 constants: primal and tangent joined natively
+        # DualArrays of one seed and float64 constants: joined natively (a new private array,
+        # banded if the pieces are)
         r = _native._concatenate(arrays, axis)
         if r is not None:
-            r = _new_array(DualArray, *r)
-            # new arrays nothing else holds: they may be read by pending expressions
-            r._own()
             return r
     _check_dtype(dtype, "concatenate")
     items, s = _items(arrays)
@@ -3548,6 +3545,10 @@ def _fill_like(a, fill, dtype, shape, name):
         shape = a.shape  # (not `_p`, which would hand the arrays out)
         p = np.empty(shape)
         p.fill(fill)  # np.full costs ten times more at small sizes
+        # of a banded array (a Jacobian's stencil): a constant without diagonals
+        r = _native._band_constant(a, p)
+        if r is not None:
+            return r
         return _make(p, np.zeros((a._s.K,) + shape), a._s)
     p, _, sa = _parts(a)
     shp = p.shape if shape is None else _shape_tuple(shape)

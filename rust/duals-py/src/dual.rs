@@ -40,6 +40,7 @@ use duals::kernels::{self, KernelError, Operand};
 use duals::rules::{BinaryRule, UnaryRule};
 use duals::DualDyn;
 
+use crate::band;
 use crate::errors;
 use crate::lazy::{self, Lazy};
 
@@ -1064,7 +1065,14 @@ enum Storage {
     /// needed (a pending expression reads no stream of ones: see `unit_tangent`).
     Unit(Py<PyAny>, OnceLock<Py<PyAny>>),
     Pending(Arc<Lazy>),
+    /// A one-dimensional array whose tangent is held as diagonals (`crate::band`).
+    Banded(band::BandStorage),
 }
+
+/// The primal and diagonals of a new `Storage::Banded` array (and the position of a view in
+/// its base), handed to `_DualArrayBase.__new__`.
+#[pyclass(frozen)]
+struct BandHandle(Py<PyAny>, Arc<band::Bands>, usize);
 
 /// The primal of a new `Storage::Unit` array, handed to `_DualArrayBase.__new__`.
 #[pyclass(frozen)]
@@ -1119,6 +1127,65 @@ impl DualArrayBase {
                 Ok((p, t))
             }
             Storage::Pending(lazy) => lazy.force(py),
+            Storage::Banded(b) => {
+                if b.dense.get().is_none() {
+                    let dense = match self.base.get() {
+                        // A view: the columns of its base's dense tangent (NumPy's view).
+                        Some(base) => {
+                            let (_, t) = base.get().parts(py)?;
+                            let cols = PySlice::new(
+                                py,
+                                b.start as isize,
+                                (b.start + b.bands.len()) as isize,
+                                1,
+                            );
+                            t.bind(py).get_item((PySlice::full(py), cols))?.unbind()
+                        }
+                        None => {
+                            let k = self.layout(py)?.rows();
+                            let mut t = Fresh::new(py, vec![k, b.bands.len()]);
+                            b.bands.dense_into(k, t.data());
+                            t.array().into_any().unbind()
+                        }
+                    };
+                    drop(b.dense.set(dense));
+                }
+                let t = b.dense.get().ok_or_else(|| {
+                    pyo3::exceptions::PyRuntimeError::new_err("duals: lost dense tangent")
+                })?;
+                Ok((&b.p, t))
+            }
+        }
+    }
+
+    /// The primal and diagonals of a banded array whose diagonals are still valid: its tangent
+    /// never made dense, nor its base's (a view's diagonals are its base's, which a write
+    /// through the base may have changed; see `crate::band`).
+    pub(crate) fn bands(&self) -> Option<(&Py<PyAny>, &band::Bands)> {
+        match &self.storage {
+            Storage::Banded(b)
+                if b.dense.get().is_none()
+                    && self
+                        .base
+                        .get()
+                        .is_none_or(|base| base.get().bands().is_some()) =>
+            {
+                Some((&b.p, &b.bands))
+            }
+            _ => None,
+        }
+    }
+
+    /// The base of a view of this array (its own base if it is a view, else `slf`), and where
+    /// this array starts in it.
+    pub(crate) fn view_of(&self, slf: &Bound<'_, Self>) -> (Py<DualArrayBase>, usize) {
+        let start = match &self.storage {
+            Storage::Banded(b) => b.start,
+            _ => 0,
+        };
+        match self.base.get() {
+            Some(b) => (b.clone_ref(slf.py()), start),
+            None => (slf.clone().unbind(), 0),
         }
     }
 
@@ -1182,7 +1249,9 @@ impl DualArrayBase {
     pub(crate) fn shape_vec(&self, py: Python<'_>) -> Option<Vec<usize>> {
         match &self.storage {
             Storage::Pending(lazy) => Some(lazy.shape().to_vec()),
-            Storage::Ready(p, _) | Storage::Unit(p, _) => p
+            Storage::Ready(p, _)
+            | Storage::Unit(p, _)
+            | Storage::Banded(band::BandStorage { p, .. }) => p
                 .bind(py)
                 .cast::<numpy::PyUntypedArray>()
                 .ok()
@@ -1223,6 +1292,23 @@ impl DualArrayBase {
         if let Ok(handle) = primal.bind(py).cast::<lazy::PendingHandle>() {
             return Self::pending(handle.get().0.clone(), seed);
         }
+        if let Ok(handle) = primal.bind(py).cast::<BandHandle>() {
+            let BandHandle(p, bands, start) = handle.get();
+            return DualArrayBase {
+                storage: Storage::Banded(band::BandStorage {
+                    p: p.clone_ref(py),
+                    bands: bands.clone(),
+                    start: *start,
+                    dense: OnceLock::new(),
+                }),
+                s: seed,
+                layout: OnceLock::new(),
+                private: AtomicBool::new(false),
+                leaf: AtomicBool::new(false),
+                pins: AtomicUsize::new(0),
+                base: OnceLock::new(),
+            };
+        }
         if let Ok(handle) = primal.bind(py).cast::<UnitHandle>() {
             return DualArrayBase {
                 storage: Storage::Unit(handle.get().0.clone_ref(py), OnceLock::new()),
@@ -1261,7 +1347,10 @@ impl DualArrayBase {
     /// ``_own()``: the drivers' promise that nothing else holds this array's primal and tangent
     /// arrays (new copies made for one evaluation), so that pending expressions may read them.
     fn _own(&self) {
-        if matches!(self.storage, Storage::Ready(..) | Storage::Unit(..)) {
+        if matches!(
+            self.storage,
+            Storage::Ready(..) | Storage::Unit(..) | Storage::Banded(..)
+        ) {
             self.private.store(true, Ordering::Release);
         }
     }
@@ -1283,6 +1372,12 @@ impl DualArrayBase {
     #[getter]
     fn _pending(&self) -> bool {
         self.lazy().is_some()
+    }
+
+    /// Whether the array's tangent is held as diagonals (`crate::band`; private, for tests).
+    #[getter]
+    fn _banded(&self) -> bool {
+        self.bands().is_some()
     }
 
     /// The shape ``S`` (a pending array is not evaluated).
@@ -1560,6 +1655,9 @@ fn slice_view<'py>(
     if !this.layout(py)?.first_order() {
         return Ok(None);
     }
+    if let Some(view) = band::slice(slf, index)? {
+        return Ok(Some(view));
+    }
     let (p, t) = this.parts(py)?;
     let (p, t) = (p.bind(py), t.bind(py));
     if p.cast_exact::<PyArrayDyn<f64>>().is_err() || t.cast_exact::<PyArrayDyn<f64>>().is_err() {
@@ -1796,6 +1894,32 @@ pub(crate) fn new_dual_array<'py>(
     Ok(obj)
 }
 
+/// A new private `duals.DualArray` of primal `p` (1-d) and the banded tangent `bands`
+/// (`crate::band`); for a view, its base and where it starts there.
+pub(crate) fn new_banded<'py>(
+    py: Python<'py>,
+    p: Bound<'py, PyArrayDyn<f64>>,
+    bands: band::Bands,
+    seed: &Py<PyAny>,
+    view: Option<(Py<DualArrayBase>, usize)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let start = view.as_ref().map_or(0, |v| v.1);
+    let handle = Bound::new(
+        py,
+        BandHandle(p.into_any().unbind(), Arc::new(bands), start),
+    )?;
+    let obj = instantiate(py, handle.into_any(), py.None().into_bound(py), seed)?;
+    {
+        let a = obj.cast::<DualArrayBase>()?.get();
+        // New arrays, or a view of a private array (as `slice_view`): private.
+        a.private.store(true, Ordering::Release);
+        if let Some((base, _)) = view {
+            drop(a.base.set(base));
+        }
+    }
+    Ok(obj)
+}
+
 /// A new pending `duals.DualArray`: `lazy` gives its arrays when they are needed.
 pub(crate) fn new_pending<'py>(
     py: Python<'py>,
@@ -1866,6 +1990,9 @@ fn array_binary<'py>(
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if !(a.is_instance_of::<DualArrayBase>() || b.is_instance_of::<DualArrayBase>()) {
         return Ok(None);
+    }
+    if let Some(r) = band::binary(py, a, b, op)? {
+        return Ok(Some(r));
     }
     if let Some(r) = lazy::binary(py, a, b, op)? {
         return Ok(Some(r));
@@ -1961,7 +2088,7 @@ fn split_arithmetic(
 /// products with and quotients by a scalar constant), the `k * n` tangents are computed as one
 /// stream (the kernel run on them as values, no tangents) rather than `k` rows of `n`: the same
 /// formula per element, so the same bits, without a per-row cost that dominates for short rows.
-fn arithmetic(
+pub(crate) fn arithmetic(
     op: Op,
     a: Operand<'_>,
     b: Operand<'_>,
@@ -2033,6 +2160,9 @@ pub(crate) fn array_neg<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(r) = band::neg(py, x)? {
+        return Ok(Some(r));
+    }
     if let Some(r) = lazy::neg(py, x)? {
         return Ok(Some(r));
     }
@@ -2084,6 +2214,24 @@ fn array_ufunc<'py>(
         ])
     })?;
     let Some(i) = ops.iter().position(|u| u.is(ufunc)) else {
+        // A rule of the table on a banded array: banded (see `crate::band`).
+        if inputs.len() == 1 {
+            let x = inputs.get_item(0)?;
+            if x.cast::<DualArrayBase>()
+                .is_ok_and(|a| a.get().bands().is_some())
+            {
+                let name = ufunc.getattr(intern!(py, "__name__"))?;
+                let name = name.cast::<PyString>()?.to_str()?;
+                if name == "square" {
+                    return array_binary(py, &x, &x, Op::Mul);
+                }
+                if let Some(&rule) = ufunc_rules(py)?.get(name) {
+                    if let Some(r) = band::unary(py, &x, rule)? {
+                        return Ok(Some(r));
+                    }
+                }
+            }
+        }
         // A rule of the table with a SIMD body on a large array: pending (see `crate::lazy`);
         // everything else the Python implementation.
         if inputs.len() == 1 && lazy::candidate(py, &inputs.get_item(0)?)? {
@@ -2332,26 +2480,32 @@ pub(crate) fn _call_in<'py>(
     result
 }
 
-/// _seeded(p, seed) -> DualArray: the 1-d array `p` (a private copy the driver made) with the
-/// `n` unit directions as its tangent rows (the identity), marked private: the input of a
-/// one-pass Jacobian, as `_new_array(DualArray, p, _eye(n), seed)` then `_own()` make it, in
-/// one call.
+/// _seeded(p, seed) -> DualArray: the 1-d array `p` (a private copy the driver made) seeded
+/// with the first `K` of its `n` unit directions (`K` the rows of the first-order `seed`), marked
+/// private: the input of a Jacobian's evaluation, in one call. From [`band::BANDED_MIN`] tangent
+/// elements the tangent is banded (`crate::band`: the identity as one diagonal, every direction
+/// kept, read back with `_banded_jacobian`); below, the rows `(K, n)` of the identity.
 #[pyfunction]
 pub(crate) fn _seeded<'py>(
     py: Python<'py>,
     p: Bound<'py, PyArrayDyn<f64>>,
     seed: Py<PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if p.ndim() != 1 {
+    let layout = Layout::of(seed.bind(py))?;
+    let (n, k) = (p.len(), layout.rows());
+    if p.ndim() != 1 || !layout.first_order() || k > n || !p.is_c_contiguous() {
         return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "_seeded needs a 1-d array, got {} dimensions",
+            "_seeded needs a C-ordered 1-d array and a first-order seed of at most its {n} \
+             directions, got {} dimensions and {k} rows",
             p.ndim()
         )));
     }
-    let n = p.len();
+    if k.saturating_mul(n) >= band::BANDED_MIN && band::enabled() {
+        return new_banded(py, p, band::Bands::identity(n), &seed, None);
+    }
     // Written in place (no Rust buffer copied in: for large n, each fresh buffer costs a page
     // fault per 4 KiB).
-    let mut eye = Fresh::new(py, vec![n, n]);
+    let mut eye = Fresh::new(py, vec![k, n]);
     let data = eye.data();
     data.fill(0.0);
     for slot in data.iter_mut().step_by(n + 1) {

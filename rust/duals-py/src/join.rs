@@ -10,8 +10,8 @@ use numpy::ndarray::{ArrayViewD, Axis, Slice};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
 
+use crate::band;
 use crate::dual::{elements, tangent_rows, DualArrayBase};
 use crate::par::{self, SPLIT_ABOVE};
 
@@ -71,12 +71,13 @@ fn float_parts<'py>(
     )
 }
 
-/// _concatenate(arrays, axis) -> (primal, tangent, seed) | None
+/// _concatenate(arrays, axis) -> DualArray | None
 ///
 /// ``np.concatenate(arrays, axis)`` of a list or tuple of DualArrays of one seed (the same
 /// object; not a traced array) and float64 ndarrays (constants: zero tangents), all of one
-/// number of dimensions (at least 1) and of one shape but along ``axis`` (an int): the primal
-/// and tangent ``(K, *S)`` of the result, C-ordered, and the seed. ``None`` for anything else
+/// number of dimensions (at least 1) and of one shape but along ``axis`` (an int): the result,
+/// a new private DualArray (banded if the pieces are, `crate::band`; else its primal and tangent
+/// ``(K, *S)`` C-ordered). ``None`` for anything else
 /// (``axis=None``, other types, mixed seeds, shapes NumPy would reject): the caller takes the
 /// general path.
 #[pyfunction]
@@ -84,20 +85,37 @@ pub(crate) fn _concatenate<'py>(
     py: Python<'py>,
     arrays: &Bound<'py, PyAny>,
     axis: &Bound<'py, PyAny>,
-) -> PyResult<Option<Parts<'py>>> {
-    let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = arrays.cast::<PyList>() {
-        l.iter().collect()
-    } else if let Ok(t) = arrays.cast::<PyTuple>() {
-        t.iter().collect()
-    } else {
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(items) = band::items_of(arrays) else {
         return Ok(None);
     };
     let Ok(axis) = axis.extract::<isize>() else {
         return Ok(None);
     };
+    if let Some(r) = band::concatenate(py, &items, axis)? {
+        return Ok(Some(r));
+    }
+    let Some((p, t, seed)) = joined(py, &items, axis)? else {
+        return Ok(None);
+    };
+    let (Ok(p), Ok(t)) = (
+        p.cast_into_exact::<PyArrayDyn<f64>>(),
+        t.cast_into_exact::<PyArrayDyn<f64>>(),
+    ) else {
+        return Ok(None);
+    };
+    crate::dual::new_dual_array(py, p, t, &seed.unbind()).map(Some)
+}
+
+/// The primal, tangent and seed of `_concatenate` made dense.
+fn joined<'py>(
+    py: Python<'py>,
+    items: &[Bound<'py, PyAny>],
+    axis: isize,
+) -> PyResult<Option<Parts<'py>>> {
     let mut seed: Option<Bound<'py, PyAny>> = None;
     let mut pieces = Vec::with_capacity(items.len());
-    for item in &items {
+    for item in items {
         if item.is_instance_of::<DualArrayBase>() {
             let s = item.getattr(intern!(py, "_s"))?;
             match &seed {

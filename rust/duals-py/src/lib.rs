@@ -28,6 +28,7 @@ use duals::kernels;
 use duals::rules::{BinaryRule, UnaryRule};
 
 mod alloc;
+mod band;
 mod dual;
 mod errors;
 mod join;
@@ -244,6 +245,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lazy::_lazy_counts, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_unit_tangent_array, m)?)?;
     m.add_function(wrap_pyfunction!(join::_concatenate, m)?)?;
+    m.add_function(wrap_pyfunction!(band::_banded_jacobian, m)?)?;
+    m.add_function(wrap_pyfunction!(band::_band_constant, m)?)?;
+    m.add_function(wrap_pyfunction!(band::_banded, m)?)?;
     m.add_function(wrap_pyfunction!(alloc::_alloc_enter, m)?)?;
     m.add_function(wrap_pyfunction!(alloc::_alloc_exit, m)?)?;
     m.add_class::<tape::TapeBuilder>()?;

@@ -1,0 +1,366 @@
+"""Banded tangents (rust/duals-py/src/band.rs): Jacobians of 1-d inputs whose tangents stay a few
+diagonals (elementwise arithmetic, the unary rules, slices, ``np.concatenate``) are computed
+from the diagonals, in one evaluation whatever the chunk.
+
+Every test compares against the dense tangents of the same drivers (``_native._banded(False)``,
+the path the rest of the suite checks against references), value for value: a Jacobian from
+diagonals equals the dense one entry for entry (NaN where it has NaN; a zero off the diagonals
+may be ``+0`` where the dense kernel leaves ``-0``). Some also compare against the complex step
+or the analytic Jacobian, and check that NumPy's view semantics hold: writes through a slice
+reach its base and the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from derivref import cs_jacobian
+
+import duals
+from duals import _native
+from duals._core import DualArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches" / "python"))
+try:
+    import workloads
+finally:
+    sys.path.pop(0)
+
+
+@contextlib.contextmanager
+def banded(on: bool):
+    old = _native._banded(on)
+    try:
+        yield
+    finally:
+        _native._banded(old)
+
+
+def both(run):
+    """``run()`` with banded tangents, and with dense ones."""
+    with banded(True):
+        b = run()
+    with banded(False):
+        d = run()
+    return b, d
+
+
+def same(a, b) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+class Probe:
+    """Wraps ``f``: records whether its input was banded and how often it ran."""
+
+    def __init__(self, f):
+        self.f, self.calls, self.banded = f, 0, []
+
+    def __call__(self, y, *args):
+        self.calls += 1
+        self.banded.append(y._banded if type(y) is DualArray else None)
+        return self.f(y, *args)
+
+
+def stencil(y):
+    """A nonlinear three-point stencil with boundary constants, as the method of lines."""
+    one = np.ones_like(y[:1])
+    left = np.concatenate([one, y[:-1]])
+    right = np.concatenate([y[1:], 2.0 * one])
+    return np.sin(left) * y - np.exp(-right * y) / (1.0 + y * y) + np.sqrt(y * y + 1.0)
+
+
+def stencil_numpy(y):
+    left = np.concatenate([[1.0], y[:-1]])
+    right = np.concatenate([y[1:], [2.0]])
+    return np.sin(left) * y - np.exp(-right * y) / (1.0 + y * y) + np.sqrt(y * y + 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Jacobians: banded equals dense equals the references
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("states", [32, 64, 100, 512, 700])
+def test_brusselator_banded_equals_dense_and_analytic(states):
+    y = workloads.brusselator_point(states)
+    a = workloads.BRUSSELATOR_ALPHA
+    f = Probe(workloads.brusselator)
+    J, J_dense = both(lambda: duals.jacobian(f, y, args=(a,)))
+    assert same(J, J_dense)
+    want = workloads.brusselator_analytic(y, a)
+    np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+    if states * states < 1 << 12:  # small: dense tangents
+        assert f.banded == [False, False]
+    else:  # one banded evaluation (700 states: chunks of fewer directions for dense tangents)
+        assert f.banded[0] is True and f.banded.count(True) == 1
+
+
+@pytest.mark.parametrize("n", [64, 65, 127, 300, 1037])
+@pytest.mark.parametrize("chunk", [None, 1, 7, 64])
+def test_stencil_banded_equals_dense_and_complex_step(n, chunk):
+    y = np.linspace(-1.3, 2.1, n)
+    f = Probe(stencil)
+    with banded(True):
+        J = duals.jacobian(f, y, chunk=chunk)
+    if chunk is None or n * min(n, chunk) >= 1 << 12:  # (default chunks: at least 128)
+        assert f.banded == [True]  # every direction from one evaluation
+    with banded(False):
+        J_dense = duals.jacobian(f, y, chunk=chunk)
+    assert same(J, J_dense)
+    if n <= 300:
+        want = cs_jacobian(stencil_numpy, y)
+        np.testing.assert_allclose(J, want, rtol=1e-14, atol=1e-15)
+
+
+UNARY = [
+    np.sin, np.cos, np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh,
+    np.arcsinh, np.arccosh, np.arctanh, np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10,
+    np.log1p, np.sqrt, np.cbrt, np.square, np.reciprocal, np.absolute, np.negative, np.positive,
+    np.deg2rad, np.rad2deg, np.floor, np.sign,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("ufunc", UNARY, ids=lambda u: u.__name__)
+def test_every_unary_ufunc_banded_equals_dense(ufunc):
+    y = np.concatenate([np.linspace(-0.9, 0.9, 60), np.linspace(1.1, 3.0, 40)])
+
+    def f(y):
+        return ufunc(y[1:] * 0.5 + y[:-1] * 0.25) * y[1:]
+
+    J, J_dense = both(lambda: duals.jacobian(f, y))
+    assert same(J, J_dense)
+
+
+AWKWARD = np.array(
+    [0.0, -0.0, 1e-310, -1e-300, 1e300, -1e155, 1e155, 710.0, -745.5, 1.0, -1.0, 3e-8]
+    + [np.inf, -np.inf, np.nan]
+)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_awkward_values_banded_equals_dense(seed):
+    """Infinite and NaN values and derivatives (sqrt at 0, division by 0, inf * 0): the banded
+    path declines where the dense one would give NaN off the diagonals or take the Python path,
+    so the Jacobians are the same, NaNs included."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(-3.0, 3.0, 96)
+    pick = rng.random(96) < 0.3
+    y[pick] = rng.choice(AWKWARD, np.count_nonzero(pick))
+
+    def f(y):
+        s = np.sqrt(np.abs(y))
+        q = y[1:] / y[:-1]
+        return np.concatenate([s[:1], q * s[1:] - np.log(np.abs(y[1:]) + 1e-300)]) + y * y
+
+    J, J_dense = both(lambda: duals.jacobian(f, y))
+    assert same(J, J_dense)
+    assert np.isnan(J).any()
+
+
+def test_sqrt_at_zero_gives_the_dense_nans():
+    y = np.linspace(0.0, 1.0, 80)
+
+    def f(y):
+        return np.sqrt(y) + y[::-1] * 0.0
+
+    J, J_dense = both(lambda: duals.jacobian(f, y))
+    assert same(J, J_dense)
+    # d sqrt(y0) = inf * 0 in every other direction: NaN, as dense tangents give
+    assert np.isnan(J[0, 1:]).all() and J[0, 0] == np.inf
+
+
+def test_many_diagonals_fall_back_to_dense():
+    """A sum of shifts with more diagonals than pay off (a quarter of the rows) is dense."""
+    y = np.linspace(0.1, 1.0, 64)
+
+    def f(y):
+        z = y * 1.0
+        for s in range(1, 30):
+            z = z + np.concatenate([y[s:], y[:s]]) * (0.5**s)
+        return z
+
+    g = Probe(f)
+    J, J_dense = both(lambda: duals.jacobian(g, y))
+    assert same(J, J_dense)
+    want = np.eye(64)
+    for s in range(1, 30):
+        want += np.roll(np.eye(64), s, axis=1) * (0.5**s)
+    np.testing.assert_allclose(J, want, rtol=1e-15, atol=1e-15)
+
+
+def test_elementwise_jacobian_is_diagonal():
+    y = np.linspace(0.5, 2.0, 200)
+    J, J_dense = both(lambda: duals.jacobian(lambda x: x**2 * x, y))
+    assert same(J, J_dense)
+    np.testing.assert_allclose(J, np.diag(3.0 * y**2), rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda y: y,
+        lambda y: y[3:-5],
+        lambda y: -y[::1],
+        lambda y: np.zeros_like(y),
+        lambda y: np.ones_like(y) * 2.0 + 1.0,
+        lambda y: np.concatenate([y, np.arange(4.0), y[:3]]),
+        lambda y: 2.0 - np.concatenate((np.zeros(3), y[5:])) / 4.0,
+        lambda y: np.negative(np.add(np.multiply(y, 2.0), np.divide(np.subtract(y, 1.0), 3.0))),
+        lambda y: y * np.float64(1.5) + np.array(2.0) - y / np.linspace(1.0, 2.0, y.size),
+    ],
+    ids=["identity", "slice", "neg", "zeros_like", "ones_like", "concat", "consts", "ufuncs",
+         "numpy scalars"],
+)  # fmt: skip
+def test_linear_structure_banded_equals_dense(f):
+    y = np.linspace(-2.0, 3.0, 90)
+    (Jb, vb), (Jd, vd) = both(lambda: (duals.jacobian(f, y), duals.value_and_jacobian(f, y)[0]))
+    assert same(Jb, Jd) and same(vb, vd)
+    np.testing.assert_array_equal(vb, f(y.copy()))
+
+
+# ------------------------------------------------------------------------------------------------
+# NumPy's view semantics: writes through slices, in place, into zeros_like buffers
+# ------------------------------------------------------------------------------------------------
+
+
+def write_through_view(y):
+    n = y.shape[0] // 2
+    u = y[:n]
+    a = u * 2.0  # computed before the write: keeps the old values
+    u[0] = u[1] * 3.0  # a Dual written into the view: y[0] changes too
+    return a + y[:n] + y[n:] * u
+
+
+def write_base_then_read_view(y):
+    n = y.shape[0] // 2
+    u, w = y[:n], y[2:][1:]  # a view and a view of a view
+    y[3] = y[0] * y[1]
+    y[n + 1 :] = y[n:-1] ** 2  # Python path, overlapping slices
+    return np.concatenate([u * w[: u.size], y[n:]])
+
+
+def in_place_on_views(y):
+    n = y.shape[0] // 2
+    u, v = y[:n], y[n:]
+    u += 1.0
+    v *= u
+    u -= np.sin(v)
+    return y * 1.0
+
+
+def ode_buffer(y):
+    dy = np.zeros_like(y)
+    dy[0] = -y[0]
+    dy[1:-1] = y[:-2] - 2.0 * y[1:-1] + y[2:]
+    d = dy[-2:]
+    d += y[-2:] ** 2
+    return dy
+
+
+def ode_buffer_element_writes(y):
+    dy = np.empty_like(y)
+    for i in range(3):
+        dy[i] = y[i] * y[i + 1]
+    dy[3:] = np.exp(y[3:])
+    return dy
+
+
+def read_element_then_continue(y):
+    z = y[1:] * y[:-1]  # banded
+    c = y[0] * 2.0  # a Dual: y made dense
+    return np.concatenate([z * c, y[:1]])
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        write_through_view,
+        write_base_then_read_view,
+        in_place_on_views,
+        ode_buffer,
+        ode_buffer_element_writes,
+        read_element_then_continue,
+    ],
+)
+@pytest.mark.parametrize("n", [80, 600])
+def test_writes_keep_numpy_view_semantics(f, n):
+    y = np.linspace(0.3, 1.7, n)
+    J, J_dense = both(lambda: duals.jacobian(f, y))
+    assert same(J, J_dense)
+    (v, _), (v_dense, _) = both(lambda: duals.value_and_jacobian(f, y))
+    assert same(v, v_dense)
+    if n == 80:
+        want = cs_jacobian(lambda z: f(z.astype(complex)), y)
+        np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13)
+
+
+def test_the_input_is_not_changed():
+    y = np.linspace(0.3, 1.7, 100)
+    before = y.copy()
+    duals.jacobian(in_place_on_views, y)
+    np.testing.assert_array_equal(y, before)
+
+
+# ------------------------------------------------------------------------------------------------
+# Drivers and what stays dense
+# ------------------------------------------------------------------------------------------------
+
+
+def test_grad_of_a_banded_vector_output_says_jacobian():
+    with pytest.raises(ValueError, match="grad needs f to return a scalar.*jacobian"):
+        duals.grad(lambda y: y * 2.0, np.linspace(0.0, 1.0, 100))
+
+
+def test_grad_of_a_sum_is_dense_and_right():
+    y = np.linspace(0.1, 1.0, 100)
+    g, g_dense = both(lambda: duals.grad(lambda z: np.sum(z[1:] * z[:-1]), y))
+    assert same(g, g_dense)
+    want = np.zeros(100)
+    want[:-1] += y[1:]
+    want[1:] += y[:-1]
+    np.testing.assert_allclose(g, want, rtol=1e-15)
+
+
+def test_small_and_2d_inputs_are_not_banded():
+    seen = []
+
+    def f(y):
+        seen.append(y._banded)
+        return y * 2.0
+
+    duals.jacobian(f, np.ones(10))  # 10 * 10 tangent elements: dense
+    duals.jacobian(f, np.ones((10, 10)))  # 2-d: dense
+    duals.jacobian(f, np.ones(100))
+    assert seen == [False, False, True]
+
+
+def test_dense_tangent_of_a_banded_array_is_the_seed_window():
+    """Read as ``_t``, a banded array's tangent is the dense ``(K, n)`` of its seed's rows."""
+    seen = {}
+
+    def f(y):
+        z = np.concatenate([y[1:], np.zeros(1)]) * 3.0
+        if not seen:  # the first evaluation (then the other chunks, dense: z was read)
+            seen["banded"] = z._banded
+            seen["t"] = z._t.copy()
+            seen["after"] = z._banded
+        return z
+
+    J = duals.jacobian(f, np.ones(200), chunk=40)
+    np.testing.assert_array_equal(J, np.eye(200, k=1) * 3.0)
+    assert seen["banded"] is True and seen["after"] is False
+    want = np.zeros((40, 200))
+    want[np.arange(1, 40), np.arange(0, 39)] = 3.0
+    np.testing.assert_array_equal(seen["t"], want)
+
+
+def test_off_turns_banded_seeds_off():
+    assert _native._banded() is True
+    with banded(False):
+        assert _native._banded() is False
+    assert _native._banded() is True
