@@ -364,3 +364,93 @@ def test_off_turns_banded_seeds_off():
     with banded(False):
         assert _native._banded() is False
     assert _native._banded() is True
+
+
+# ------------------------------------------------------------------------------------------------
+# Random programs (hypothesis): banded equals dense
+# ------------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+BINARY = [np.add, np.subtract, np.multiply, np.divide]
+RULES = [np.sin, np.exp, np.log1p, np.sqrt, np.tanh, np.arctan, np.cbrt, np.reciprocal, np.abs]
+
+step = st.one_of(
+    st.tuples(st.just("bin"), st.integers(0, 3), st.integers(0, 99), st.integers(0, 99)),
+    st.tuples(st.just("num"), st.integers(0, 3), st.integers(0, 99), st.booleans()),
+    st.tuples(st.just("rule"), st.integers(0, len(RULES) - 1), st.integers(0, 99)),
+    st.tuples(st.just("shift"), st.integers(-5, 5), st.integers(0, 99), st.booleans()),
+    st.tuples(st.just("roll"), st.integers(-7, 7), st.integers(0, 99)),
+    st.tuples(st.just("pow"), st.sampled_from([2, 3, -1, 0.5, 1.5]), st.integers(0, 99)),
+    st.tuples(st.just("diff"), st.integers(0, 99)),
+    st.tuples(st.just("put"), st.integers(0, 99), st.integers(0, 99), st.integers(0, 5)),
+    st.tuples(st.just("assign"), st.integers(0, 99), st.integers(0, 99), st.integers(1, 9)),
+    st.tuples(st.just("iadd"), st.integers(0, 99), st.integers(0, 99)),
+    st.tuples(st.just("element"), st.integers(0, 99), st.integers(0, 5)),
+)
+
+
+def random_program(steps):
+    def f(y):
+        n = y.shape[0]
+        pool = [y, y[: n // 2], y[n // 2 :]]
+        pool = [y, np.concatenate([pool[2], pool[1]])]
+
+        def pick(i):
+            return pool[i % len(pool)]
+
+        for s in steps:
+            kind = s[0]
+            if kind == "bin":
+                r = BINARY[s[1]](pick(s[2]), pick(s[3]))
+            elif kind == "num":
+                c = 0.75 + 0.5 * (s[2] % 3)
+                r = BINARY[s[1]](c, pick(s[2])) if s[3] else BINARY[s[1]](pick(s[2]), c)
+            elif kind == "rule":
+                x = pick(s[2])
+                r = RULES[s[1]](x * x + 0.5)
+            elif kind == "shift":
+                x, k = pick(s[2]), abs(s[1])
+                if k == 0:
+                    r = x * 1.0
+                elif s[1] > 0:
+                    pad = np.ones_like(x[:k]) * 2.0 if s[3] else np.full(k, 3.0)
+                    r = np.concatenate([pad, x[:-k]])
+                else:
+                    pad = np.zeros_like(x[:k]) if s[3] else np.linspace(0.0, 1.0, k)
+                    r = np.concatenate([x[k:], pad])
+            elif kind == "roll":
+                r = np.roll(pick(s[2]), s[1])
+            elif kind == "pow":
+                r = (pick(s[2]) * pick(s[2]) + 1.0) ** s[1]
+            elif kind == "diff":
+                x = pick(s[1])
+                r = np.concatenate([np.diff(x), x[:1]])
+            elif kind == "put":  # a Dual written into a copy (and a view's write into its base)
+                r = pick(s[1]) * 1.0
+                v = r[s[3] :]
+                v[0] = pick(s[2])[s[3]] * 2.0
+            elif kind == "assign":  # a slice of another array assigned into a copy
+                r = pick(s[1]) * 1.0
+                k = s[3]
+                r[k:] = pick(s[2])[:-k] * 0.5
+            elif kind == "iadd":  # in place on a view
+                r = pick(s[1]) - 0.0
+                w = r[3:]
+                w += pick(s[2])[3:]
+            else:  # element: a Dual from an array, times another
+                r = pick(s[1]) * pick(s[1])[s[2]]
+            pool.append(r)
+        return sum(pool[1:], pool[0])
+
+    return f
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(step, min_size=1, max_size=10), chunk=st.sampled_from([None, 41, 100]))
+def test_random_programs_banded_equal_dense(steps, chunk):
+    f = random_program(steps)
+    y = np.linspace(0.5, 2.0, 100)
+    J, J_dense = both(lambda: duals.jacobian(f, y, chunk=chunk))
+    assert same(J, J_dense)

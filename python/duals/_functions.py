@@ -864,6 +864,12 @@ def _dsplit(ary, indices_or_sections):
 @implements(np.roll)
 def _roll(a, shift, axis=None):
     shift = _index(shift)
+    if type(a) is DualArray and a._banded and type(shift) is int and axis in (None, 0, -1):
+        # 1-d with banded tangents (rust/duals-py/src/band.rs): the two slices joined, which
+        # keeps them banded
+        n = a.shape[0]
+        s = shift % n if n else 0
+        return _concatenate([a[n - s :], a[: n - s]])
     p, t, s = _parts(a)
     if axis is None:
         return _linear(
@@ -1379,6 +1385,19 @@ def _cumulative_sum(x, *, axis=None, dtype=None, out=None, include_initial=False
 
 @implements(np.diff)
 def _diff(a, n=1, axis=-1, prepend=_NV, append=_NV):
+    if (
+        type(a) is DualArray
+        and a._banded
+        and type(n) is int
+        and n >= 0
+        and axis in (0, -1)
+        and not (_given(prepend) or _given(append))
+    ):
+        # 1-d with banded tangents (rust/duals-py/src/band.rs): differences of slices, which
+        # keep them banded (the same arithmetic as below)
+        for _ in range(n):
+            a = a[1:] - a[:-1]
+        return a
     p = _parts(a)[0]
     if p.ndim == 0:
         raise ValueError("diff requires input that is at least one dimensional")

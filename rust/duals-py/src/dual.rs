@@ -1491,15 +1491,25 @@ impl DualArrayBase {
     }
 
     /// ``x ** 2`` natively as ``x * x`` (what ``duals._core.power`` computes: the product
-    /// rule); every other power in Python (``_DualBase.__pow__``).
+    /// rule), and ``x ** c`` of a banded array (its rule, ``powi``/``powf``); every other power
+    /// in Python (``_DualBase.__pow__``).
     fn __pow__<'py>(
         slf: &Bound<'py, Self>,
         other: &Bound<'py, PyAny>,
         modulo: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        if modulo.is_none_or(|m| m.is_none()) && lazy::number(other) == Some(2.0) {
-            return array_op(py, slf.as_any(), slf.as_any(), Op::Mul);
+        if modulo.is_none_or(|m| m.is_none()) {
+            match lazy::number(other) {
+                Some(2.0) => return array_op(py, slf.as_any(), slf.as_any(), Op::Mul),
+                // A banded array (`crate::band`): the rule `duals._core.power` takes
+                Some(e) if e.is_finite() => {
+                    if let Some(r) = band::unary(py, slf.as_any(), power_rule(e))? {
+                        return Ok(r.unbind());
+                    }
+                }
+                _ => {}
+            }
         }
         Ok(core(py)?
             .getattr(intern!(py, "_DualBase"))?
