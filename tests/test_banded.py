@@ -299,6 +299,70 @@ def test_writes_keep_numpy_view_semantics(f, n):
         np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13)
 
 
+def ode_slices(y):
+    """The method of lines written into a buffer: slices of it assigned, boundaries set."""
+    dy = np.empty_like(y)
+    dy[1:-1] = y[:-2] - 2.0 * y[1:-1] + y[2:] * y[1:-1]
+    dy[0] = 0.0
+    dy[-1:] = y[-1:] ** 3
+    dy[:1] += y[:1] * 2.0  # in place on a view: the view's write goes to dy, densely
+    return dy
+
+
+def ode_slices_banded(y):
+    dy = np.zeros_like(y)
+    dy[1:-1] = y[:-2] - 2.0 * y[1:-1] + y[2:] * y[1:-1]
+    dy[-1] = 1.5
+    dy[:2] = np.array([0.25, -0.5])
+    dy += y * y  # in place: dy[...] = dy + y * y
+    return dy
+
+
+def stale_views(y):
+    dy = np.zeros_like(y)
+    v = dy[2:]  # a view made before the writes
+    old = v * 1.0  # computed before them: zeros
+    dy[1:-1] = np.sin(y[1:-1]) * y[:-2]
+    dy[...] = dy * y
+    w = dy[1:]
+    return np.concatenate([v + old, w[:2] * dy[:2]])
+
+
+@pytest.mark.parametrize("f", [ode_slices, ode_slices_banded, stale_views])
+@pytest.mark.parametrize("n", [80, 600])
+def test_writes_into_buffers_banded_equal_dense(f, n):
+    y = np.linspace(0.3, 1.7, n)
+    g = Probe(f)
+    J, J_dense = both(lambda: duals.jacobian(g, y))
+    assert same(J, J_dense)
+    if f is ode_slices_banded:
+        # banded: one evaluation, then the dense run (in chunks for 600 inputs)
+        assert g.banded == [True] + [False] * (g.calls - 1)
+    if n == 80:
+        want = cs_jacobian(lambda z: f(z.astype(complex)), y)
+        np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13)
+
+
+def test_banded_writes_keep_the_result_banded():
+    seen = []
+
+    def f(y):
+        dy = np.zeros_like(y)
+        dy[1:-1] = y[:-2] * y[2:]
+        dy[0] = 2.0
+        seen.append(dy._banded)
+        return dy
+
+    y = np.linspace(0.5, 1.5, 100)
+    J = duals.jacobian(f, y)
+    assert seen == [True]
+    want = np.zeros((100, 100))
+    i = np.arange(1, 99)
+    want[i, i - 1] = y[2:]
+    want[i, i + 1] = y[:-2]
+    np.testing.assert_array_equal(J, want)
+
+
 def test_the_input_is_not_changed():
     y = np.linspace(0.3, 1.7, 100)
     before = y.copy()
@@ -388,6 +452,7 @@ step = st.one_of(
     st.tuples(st.just("assign"), st.integers(0, 99), st.integers(0, 99), st.integers(1, 9)),
     st.tuples(st.just("iadd"), st.integers(0, 99), st.integers(0, 99)),
     st.tuples(st.just("element"), st.integers(0, 99), st.integers(0, 5)),
+    st.tuples(st.just("buffer"), st.integers(0, 99), st.integers(0, 99), st.integers(0, 7)),
 )
 
 
@@ -439,6 +504,13 @@ def random_program(steps):
                 r = pick(s[1]) - 0.0
                 w = r[3:]
                 w += pick(s[2])[3:]
+            elif kind == "buffer":  # slices written into a zeros_like buffer, views before
+                r = np.zeros_like(pick(s[1]))
+                v = r[s[3] :]
+                k = s[3] + 1
+                r[k:] = pick(s[1])[:-k] * pick(s[2])[k:]
+                r[: s[3]] = 0.5
+                pool.append(np.concatenate([r[: s[3]], v * 2.0]))
             else:  # element: a Dual from an array, times another
                 r = pick(s[1]) * pick(s[1])[s[2]]
             pool.append(r)

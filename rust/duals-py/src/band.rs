@@ -31,12 +31,12 @@
 //! tangent is a view of its base's dense tangent; its diagonals are valid only while its base's
 //! are (`DualArrayBase::bands`), so a write through either is seen by both.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use numpy::{PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PySlice, PySliceMethods, PyTuple};
+use pyo3::types::{PyInt, PyList, PySlice, PySliceMethods, PyTuple};
 
 use duals::kernels::{self, Operand};
 use duals::rules::UnaryRule;
@@ -110,10 +110,6 @@ impl Bands {
             n,
             full,
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.n
     }
 
     fn row(&self, d: usize) -> &[f64] {
@@ -217,7 +213,7 @@ fn checked(mut block: Vec<f64>, offsets: Vec<isize>, n: usize, full: usize) -> O
 struct Banded<'a> {
     array: &'a DualArrayBase,
     p: std::borrow::Cow<'a, [f64]>,
-    bands: &'a Bands,
+    bands: Arc<Bands>,
 }
 
 /// `x` as a banded operand: a DualArray whose diagonals are valid, with a float64 primal.
@@ -241,7 +237,7 @@ enum Term<'a> {
 impl Term<'_> {
     fn bands(&self) -> Option<&Bands> {
         match self {
-            Term::Banded(b) => Some(b.bands),
+            Term::Banded(b) => Some(&b.bands),
             _ => None,
         }
     }
@@ -491,6 +487,105 @@ pub(crate) fn concatenate<'py>(
 
 /// _band_constant(like, p) -> DualArray | None
 ///
+/// `x[index] = value` on a banded array that is no view, kept banded: `index` an int, a slice
+/// of step 1 or `...`; `value` a number (an int index: only a number), a float64 array of the
+/// elements' number, or a banded array of this seed (`dy[1:-1] = u[:-2] - 2.0 * u[1:-1]`,
+/// an ODE right-hand side written into `np.zeros_like(y)`; in-place operators, which write
+/// `x[...]`). `Ok(false)` (nothing written) for anything else: the dense write.
+pub(crate) fn assign(
+    slf: &Bound<'_, DualArrayBase>,
+    index: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = slf.py();
+    let this = slf.get();
+    let (Some(store), Some((p, bands))) = (this.band_root(), this.bands()) else {
+        return Ok(false);
+    };
+    let n = bands.n;
+    // The elements written, [a, b)
+    let (a, b, element) = if index.is_exact_instance_of::<PyInt>() {
+        let Ok(i) = index.extract::<isize>() else {
+            return Ok(false);
+        };
+        let j = if i < 0 { i + n as isize } else { i };
+        if j < 0 || j >= n as isize {
+            return Ok(false); // (NumPy's IndexError, from the dense write)
+        }
+        (j as usize, j as usize + 1, true)
+    } else if let Ok(s) = index.cast_exact::<PySlice>() {
+        let ind = s.indices(n as isize)?;
+        if ind.step != 1 {
+            return Ok(false);
+        }
+        let a = ind.start.clamp(0, n as isize) as usize;
+        (a, a + ind.slicelength, false)
+    } else if index.is(py.Ellipsis()) {
+        (0, n, false)
+    } else {
+        return Ok(false);
+    };
+    let len = b - a;
+    // The value's primal (copied: it may be a view of this array) and diagonals
+    let (primal, diagonals) = match term(value) {
+        Some(Term::Number(c)) => (vec![c; len], None),
+        Some(Term::Const(c)) if !element && c.len() == len => (c.to_vec(), None),
+        Some(Term::Banded(v))
+            if !element
+                && v.bands.n == len
+                && v.array.seed().is(this.seed())
+                && v.bands.full == bands.full =>
+        {
+            (v.p.to_vec(), Some(v.bands.clone()))
+        }
+        _ => return Ok(false),
+    };
+    // The value's diagonal `o` is diagonal `o - a` here
+    let shifted: Vec<isize> = diagonals
+        .as_ref()
+        .map(|v| v.offsets.iter().map(|&o| o - a as isize).collect())
+        .unwrap_or_default();
+    let offsets = union(&bands.offsets, &shifted);
+    if offsets.len() + 1 > max_rows(this.layout(py)?.rows()) {
+        return Ok(false);
+    }
+    let mut values = vec![0.0; offsets.len() * n];
+    let index_of = |o: isize| offsets.binary_search(&o).ok();
+    for (d, &o) in bands.offsets.iter().enumerate() {
+        let (Some(r), row) = (index_of(o), bands.row(d)) else {
+            return Ok(false);
+        };
+        let dst = &mut values[r * n..(r + 1) * n];
+        dst[..a].copy_from_slice(&row[..a]);
+        dst[b..].copy_from_slice(&row[b..]);
+    }
+    if let Some(v) = &diagonals {
+        for (d, &o) in shifted.iter().enumerate() {
+            let Some(r) = index_of(o) else {
+                return Ok(false);
+            };
+            values[r * n + a..r * n + b].copy_from_slice(v.row(d));
+        }
+    }
+    let Ok(parr) = p.bind(py).cast::<PyArrayDyn<f64>>() else {
+        return Ok(false);
+    };
+    // SAFETY: the primal of a banded array that is no view: C-contiguous, made here or by the
+    // driver, and never handed to Python code (that makes the tangent dense first); nothing
+    // else reads or writes it now (the thread is attached, the value's primal was copied).
+    let Ok(dst) = (unsafe { parr.as_slice_mut() }) else {
+        return Ok(false);
+    };
+    dst[a..b].copy_from_slice(&primal);
+    store.replace(Bands {
+        offsets,
+        values,
+        n,
+        full: bands.full,
+    });
+    Ok(true)
+}
+
 /// A constant (no tangent) of primal ``p`` (a new 1-d float64 array) for a computation on the
 /// banded array ``like`` (``np.zeros_like(u)``, ``np.ones_like(u)``): banded, without
 /// diagonals. ``None`` if ``like`` is not banded.
@@ -563,13 +658,53 @@ pub(crate) fn items_of<'py>(arrays: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py,
     arrays.cast::<PyTuple>().ok().map(|t| t.iter().collect())
 }
 
-/// Shared with `dual.rs`: the storage of a banded array.
+/// The storage of a banded array (`dual.rs`, `Storage::Banded`).
 #[derive(Debug)]
 pub(crate) struct BandStorage {
     pub(crate) p: Py<PyAny>,
-    pub(crate) bands: Arc<Bands>,
+    /// The diagonals (replaced by a banded write, `assign`).
+    bands: Mutex<Arc<Bands>>,
+    /// Elements.
+    pub(crate) len: usize,
     /// For a view: where it starts in its base (`DualArrayBase::base`).
     pub(crate) start: usize,
+    /// Banded writes into this array so far.
+    pub(crate) writes: AtomicU64,
+    /// For a view: its base's `writes` when it was made (its diagonals are a copy of the base's
+    /// then).
+    pub(crate) seen: u64,
     /// The dense tangent, once made (from then on the diagonals are not read).
     pub(crate) dense: OnceLock<Py<PyAny>>,
+}
+
+impl BandStorage {
+    pub(crate) fn new(p: Py<PyAny>, bands: Arc<Bands>, start: usize, seen: u64) -> Self {
+        BandStorage {
+            p,
+            len: bands.n,
+            bands: Mutex::new(bands),
+            start,
+            writes: AtomicU64::new(0),
+            seen,
+            dense: OnceLock::new(),
+        }
+    }
+
+    /// The diagonals now.
+    pub(crate) fn current(&self) -> Arc<Bands> {
+        self.bands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// New diagonals after a write: the views made before it see their base's dense arrays
+    /// from now on (`DualArrayBase::bands`).
+    fn replace(&self, bands: Bands) {
+        *self
+            .bands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(bands);
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
 }

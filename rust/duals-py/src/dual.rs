@@ -1072,7 +1072,7 @@ enum Storage {
 /// The primal and diagonals of a new `Storage::Banded` array (and the position of a view in
 /// its base), handed to `_DualArrayBase.__new__`.
 #[pyclass(frozen)]
-struct BandHandle(Py<PyAny>, Arc<band::Bands>, usize);
+struct BandHandle(Py<PyAny>, Arc<band::Bands>, usize, u64);
 
 /// The primal of a new `Storage::Unit` array, handed to `_DualArrayBase.__new__`.
 #[pyclass(frozen)]
@@ -1133,18 +1133,14 @@ impl DualArrayBase {
                         // A view: the columns of its base's dense tangent (NumPy's view).
                         Some(base) => {
                             let (_, t) = base.get().parts(py)?;
-                            let cols = PySlice::new(
-                                py,
-                                b.start as isize,
-                                (b.start + b.bands.len()) as isize,
-                                1,
-                            );
+                            let cols =
+                                PySlice::new(py, b.start as isize, (b.start + b.len) as isize, 1);
                             t.bind(py).get_item((PySlice::full(py), cols))?.unbind()
                         }
                         None => {
                             let k = self.layout(py)?.rows();
-                            let mut t = Fresh::new(py, vec![k, b.bands.len()]);
-                            b.bands.dense_into(k, t.data());
+                            let mut t = Fresh::new(py, vec![k, b.len]);
+                            b.current().dense_into(k, t.data());
                             t.array().into_any().unbind()
                         }
                     };
@@ -1161,17 +1157,36 @@ impl DualArrayBase {
     /// The primal and diagonals of a banded array whose diagonals are still valid: its tangent
     /// never made dense, nor its base's (a view's diagonals are its base's, which a write
     /// through the base may have changed; see `crate::band`).
-    pub(crate) fn bands(&self) -> Option<(&Py<PyAny>, &band::Bands)> {
-        match &self.storage {
-            Storage::Banded(b)
-                if b.dense.get().is_none()
-                    && self
-                        .base
-                        .get()
-                        .is_none_or(|base| base.get().bands().is_some()) =>
-            {
-                Some((&b.p, &b.bands))
+    pub(crate) fn bands(&self) -> Option<(&Py<PyAny>, Arc<band::Bands>)> {
+        let Storage::Banded(b) = &self.storage else {
+            return None;
+        };
+        if b.dense.get().is_some() {
+            return None;
+        }
+        if let Some(base) = self.base.get() {
+            // A view: valid while its base's diagonals are, and not written since it was made.
+            let base = base.get();
+            if base.bands().is_none() || base.band_writes() != Some(b.seen) {
+                return None;
             }
+        }
+        Some((&b.p, b.current()))
+    }
+
+    /// The number of banded writes into this array (`crate::band::assign`), if it is banded.
+    pub(crate) fn band_writes(&self) -> Option<u64> {
+        match &self.storage {
+            Storage::Banded(b) => Some(b.writes.load(Ordering::Acquire)),
+            _ => None,
+        }
+    }
+
+    /// The storage of a banded array that is no view (its own memory) and still banded: what a
+    /// banded write may change.
+    pub(crate) fn band_root(&self) -> Option<&band::BandStorage> {
+        match &self.storage {
+            Storage::Banded(b) if self.base.get().is_none() && b.dense.get().is_none() => Some(b),
             _ => None,
         }
     }
@@ -1293,14 +1308,14 @@ impl DualArrayBase {
             return Self::pending(handle.get().0.clone(), seed);
         }
         if let Ok(handle) = primal.bind(py).cast::<BandHandle>() {
-            let BandHandle(p, bands, start) = handle.get();
+            let BandHandle(p, bands, start, seen) = handle.get();
             return DualArrayBase {
-                storage: Storage::Banded(band::BandStorage {
-                    p: p.clone_ref(py),
-                    bands: bands.clone(),
-                    start: *start,
-                    dense: OnceLock::new(),
-                }),
+                storage: Storage::Banded(band::BandStorage::new(
+                    p.clone_ref(py),
+                    bands.clone(),
+                    *start,
+                    *seen,
+                )),
                 s: seed,
                 layout: OnceLock::new(),
                 private: AtomicBool::new(false),
@@ -1437,6 +1452,9 @@ impl DualArrayBase {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
+        if band::assign(slf, index, value)? {
+            return Ok(());
+        }
         if index.is_exact_instance_of::<PyInt>() {
             let this = slf.get();
             let layout = this.layout(py)?;
@@ -1914,9 +1932,13 @@ pub(crate) fn new_banded<'py>(
     view: Option<(Py<DualArrayBase>, usize)>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let start = view.as_ref().map_or(0, |v| v.1);
+    let seen = view
+        .as_ref()
+        .and_then(|v| v.0.get().band_writes())
+        .unwrap_or(0);
     let handle = Bound::new(
         py,
-        BandHandle(p.into_any().unbind(), Arc::new(bands), start),
+        BandHandle(p.into_any().unbind(), Arc::new(bands), start, seen),
     )?;
     let obj = instantiate(py, handle.into_any(), py.None().into_bound(py), seed)?;
     {
