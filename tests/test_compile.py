@@ -504,3 +504,59 @@ def test_writes_through_views_reach_the_viewed_array():
     for x in (y, np.array([1.0, -1.0, 2.0])):
         np.testing.assert_array_equal(c.value(x), f(x))
         np.testing.assert_array_equal(c.jacobian(x), duals.jacobian(f, x))
+
+
+# ------------------------------------------------------------------------------------------------
+# Dense Jacobians on the sparsity pattern (few column colors: banded right-hand sides)
+# ------------------------------------------------------------------------------------------------
+
+
+def _stencil(y):
+    one = np.ones_like(y[:1])
+    left = np.concatenate([one, y[:-1]])
+    return np.sqrt(np.abs(y)) * left - np.exp(-y) / (1.0 + y * y) + np.roll(y, 3) * 0.5
+
+
+@pytest.mark.parametrize("n", [64, 65, 200, 513])
+def test_compiled_jacobian_on_the_pattern_equals_the_dense_pass(n):
+    y = np.linspace(0.5, 1.5, n)
+    c = duals.compile(_stencil, y)
+    tape = c.tape_at(y)
+    nnz, colors = tape.sparsity_info
+    assert colors * 4 <= n  # the pattern pays: c.jacobian scatters the colored pass
+    J = c.jacobian(y)
+    dense = tape.jacobian(y, chunk=8)  # a fixed chunk: the dense pass
+    np.testing.assert_array_equal(J, dense)
+    # (eager: the same up to the last bit of a fused product)
+    np.testing.assert_allclose(J, duals.jacobian(_stencil, y), rtol=1e-15, atol=0)
+    assert np.count_nonzero(J) <= nnz
+
+
+@pytest.mark.parametrize("special", [0.0, np.inf, np.nan])
+def test_compiled_jacobian_non_finite_entries_as_the_dense_pass(special):
+    """sqrt at 0 (an infinite derivative meets zero tangents: NaN off the pattern), inf and
+    NaN values: the dense pass runs, so the NaNs are where dense tangents put them."""
+    y = np.linspace(0.5, 1.5, 100)
+    c = duals.compile(_stencil, y)
+    y[17] = special
+    J = c.jacobian(y)
+    dense = c.tape_at(y).jacobian(y, chunk=8)
+    np.testing.assert_array_equal(J, dense)  # (NaNs in the same places)
+    np.testing.assert_allclose(J, duals.jacobian(_stencil, y), rtol=1e-15, atol=0)
+    assert np.isnan(J).any()
+
+
+def test_compiled_brusselator_jacobian_on_the_pattern_is_exact():
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benches", "python"))
+    try:
+        import workloads
+    finally:
+        sys.path.pop(0)
+    a = workloads.BRUSSELATOR_ALPHA
+    for states in (64, 512):
+        y = workloads.brusselator_point(states)
+        c = duals.compile(workloads.brusselator, y, args=(a,))
+        J = c.jacobian(y)
+        np.testing.assert_array_equal(J, c.tape_at(y).jacobian(y, chunk=16))
+        want = workloads.brusselator_analytic(y, a)
+        np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())

@@ -61,7 +61,11 @@ class Compiled(_native.CompiledCore):
 
     Methods (``S`` is the input shape, ``O`` the output shape of the traced function):
 
-    - ``value(x)`` -> ``O``; ``jacobian(x)`` -> ``O + S``; ``jvp(x, v)`` -> ``(value, J v)``;
+    - ``value(x)`` -> ``O``; ``jacobian(x)`` -> ``O + S``; ``jvp(x, v)`` -> ``(value, J v)``.
+      From 64 inputs, a Jacobian whose sparsity pattern has at most a quarter as many column
+      colors as inputs (a banded ODE right-hand side) is computed on the pattern, one pass per
+      chunk of colors, and written into zeros; where an entry is not finite, by the dense pass,
+      so NaNs are where dense tangents put them;
     - ``gradient(x)`` -> ``S``, ``hessian(x)`` -> ``S + S``, ``hvp(x, v)`` -> ``S`` for a
       scalar-valued function (``O == ()``). The Hessian is computed on its structure: an entry
       for two inputs that no operation combines is exactly 0, and at a point where a

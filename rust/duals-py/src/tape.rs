@@ -36,6 +36,12 @@ use crate::errors;
 /// released: about 20-50 µs, far above the cost of detaching.
 const DETACH_WORK: usize = 1 << 15;
 
+/// Inputs from which a dense Jacobian (`jacobian(x)`, automatic chunk) may be computed on the
+/// tape's sparsity pattern: the pattern is found once per tape, and used when its column
+/// colors are at most a quarter of the inputs (a banded ODE right-hand side: a few colors for
+/// any size).
+const SPARSE_DENSE_MIN: usize = 64;
+
 /// A sparse matrix as NumPy arrays in compressed sparse rows: `(data, indices, indptr)`.
 type Csr<'py> = (
     Arr<'py>,
@@ -764,6 +770,14 @@ impl Tape {
         self.check_input(x.len())?;
         match what {
             Point::Value => t.value_into(x, out),
+            Point::Jacobian(Chunk::Auto) if self.sparse_pays() => {
+                if self.dense_from_sparse(x, out)? {
+                    return Ok(());
+                }
+                self.with_cfg(Chunk::Auto, |cfg| {
+                    with_scratch(t.n_outputs(), |value| t.jacobian_into(x, value, out, cfg))
+                })
+            }
             Point::Jacobian(chunk) => self.with_cfg(chunk, |cfg| {
                 with_scratch(t.n_outputs(), |value| t.jacobian_into(x, value, out, cfg))
             }),
@@ -786,6 +800,37 @@ impl Tape {
                 })
             }
         }
+    }
+
+    /// Whether a dense Jacobian is cheaper on the sparsity pattern ([`SPARSE_DENSE_MIN`]).
+    fn sparse_pays(&self) -> bool {
+        let n = self.tape.n_inputs();
+        n >= SPARSE_DENSE_MIN && self.pattern().1.n_colors().saturating_mul(4) <= n
+    }
+
+    /// The dense Jacobian `out` (`m × n`) from one pass per chunk of column colors, scattered
+    /// into zeros, if every entry of the pattern is finite; `false` (out not written) if not:
+    /// an infinite or NaN derivative meets zero tangents in the dense pass (`inf * 0`) and
+    /// gives NaN off the pattern too, which the caller's dense pass reproduces.
+    fn dense_from_sparse(&self, x: &[f64], out: &mut [f64]) -> Result<bool, TapeError> {
+        let (pattern, coloring) = self.pattern();
+        let mut values = vec![0.0; pattern.nnz()];
+        self.with_cfg(Chunk::Auto, |cfg| {
+            self.tape
+                .jacobian_sparse_into(x, pattern, coloring, &mut values, cfg)
+        })?;
+        if !values.iter().all(|v| v.is_finite()) {
+            return Ok(false);
+        }
+        let n = self.tape.n_inputs();
+        out.fill(0.0);
+        let (cols, ptr) = (pattern.col_indices(), pattern.row_ptr());
+        for (i, row) in ptr.windows(2).enumerate() {
+            for p in row[0]..row[1] {
+                out[i * n + cols[p] as usize] = values[p];
+            }
+        }
+        Ok(true)
     }
 
     /// `what` at the `b` points of `x` (row-major `b × n`) into `out` (`b` rows of
