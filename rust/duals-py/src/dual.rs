@@ -1098,11 +1098,15 @@ pub(crate) fn _unit_tangent_array<'py>(
 impl DualArrayBase {
     /// A pending array: `lazy` gives its arrays when something needs them.
     pub(crate) fn pending(lazy: Arc<Lazy>, seed: Py<PyAny>) -> Self {
+        Self::with_storage(Storage::Pending(lazy), seed, true)
+    }
+
+    fn with_storage(storage: Storage, seed: Py<PyAny>, private: bool) -> Self {
         DualArrayBase {
-            storage: Storage::Pending(lazy),
+            storage,
             s: seed,
             layout: OnceLock::new(),
-            private: AtomicBool::new(true),
+            private: AtomicBool::new(private),
             leaf: AtomicBool::new(false),
             pins: AtomicUsize::new(0),
             base: OnceLock::new(),
@@ -1307,43 +1311,20 @@ impl DualArrayBase {
         if let Ok(handle) = primal.bind(py).cast::<lazy::PendingHandle>() {
             return Self::pending(handle.get().0.clone(), seed);
         }
-        if let Ok(handle) = primal.bind(py).cast::<BandHandle>() {
+        let storage = if let Ok(handle) = primal.bind(py).cast::<BandHandle>() {
             let BandHandle(p, bands, start, seen) = handle.get();
-            return DualArrayBase {
-                storage: Storage::Banded(band::BandStorage::new(
-                    p.clone_ref(py),
-                    bands.clone(),
-                    *start,
-                    *seen,
-                )),
-                s: seed,
-                layout: OnceLock::new(),
-                private: AtomicBool::new(false),
-                leaf: AtomicBool::new(false),
-                pins: AtomicUsize::new(0),
-                base: OnceLock::new(),
-            };
-        }
-        if let Ok(handle) = primal.bind(py).cast::<UnitHandle>() {
-            return DualArrayBase {
-                storage: Storage::Unit(handle.get().0.clone_ref(py), OnceLock::new()),
-                s: seed,
-                layout: OnceLock::new(),
-                private: AtomicBool::new(false),
-                leaf: AtomicBool::new(false),
-                pins: AtomicUsize::new(0),
-                base: OnceLock::new(),
-            };
-        }
-        DualArrayBase {
-            storage: Storage::Ready(primal, tangent),
-            s: seed,
-            layout: OnceLock::new(),
-            private: AtomicBool::new(false),
-            leaf: AtomicBool::new(false),
-            pins: AtomicUsize::new(0),
-            base: OnceLock::new(),
-        }
+            Storage::Banded(band::BandStorage::new(
+                p.clone_ref(py),
+                bands.clone(),
+                *start,
+                *seen,
+            ))
+        } else if let Ok(handle) = primal.bind(py).cast::<UnitHandle>() {
+            Storage::Unit(handle.get().0.clone_ref(py), OnceLock::new())
+        } else {
+            Storage::Ready(primal, tangent)
+        };
+        Self::with_storage(storage, seed, false)
     }
 
     /// The primal ndarray, shape ``S`` (a pending array is evaluated first; see
