@@ -30,7 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use numpy::ndarray::arr0;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::npyffi::NPY_TYPES;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PySlice, PyString, PyTuple, PyType};
@@ -129,9 +133,13 @@ fn lost(py: Python<'_>, what: &str) -> PyErr {
 // ------------------------------------------------------------------------------------------------
 
 /// The numbers of a `Seed`: `order` 1 (`k1` directions) or 2 (hyper-dual, `k1`, `k2`).
+///
+/// Three words: with a one-byte `order`, moves of a `Layout` (in results and into a `Dual`)
+/// compile to overlapping partial copies that stall the CPU's store forwarding, a measurable
+/// part of `x[i]` and of every scalar operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
-    order: u8,
+    order: usize,
     k1: usize,
     k2: usize,
 }
@@ -265,7 +273,9 @@ pub(crate) enum Arg<'a> {
 }
 
 pub(crate) fn arg<'a>(x: &'a Bound<'_, PyAny>) -> Arg<'a> {
-    if let Ok(d) = x.cast::<Dual>() {
+    // `Dual` cannot be subclassed: the exact check is the same test, and a float operand fails
+    // it at once instead of after a walk of float's bases.
+    if let Ok(d) = x.cast_exact::<Dual>() {
         return Arg::Dual(d.get());
     }
     if let Ok(f) = x.cast::<PyFloat>() {
@@ -925,6 +935,28 @@ fn position(i: isize, n: usize) -> Option<usize> {
     usize::try_from(j).ok().filter(|&j| j < n)
 }
 
+/// A native-byte-order float64 ndarray of `ndim` dimensions as its data pointer, shape and
+/// strides (in bytes); `None` for anything else. Read from the array's fields: `numpy`'s typed
+/// casts look up and compare a dtype each, which costs about as much as the rest of `x[i]`.
+fn f64_geometry<'a>(
+    a: &'a Bound<'_, PyAny>,
+    ndim: usize,
+) -> Option<(*const u8, &'a [usize], &'a [isize])> {
+    let a = a.cast::<PyUntypedArray>().ok()?;
+    let dtype = a.dtype();
+    if a.ndim() != ndim
+        || dtype.num() != NPY_TYPES::NPY_DOUBLE as std::ffi::c_int
+        || dtype.is_native_byteorder() != Some(true)
+    {
+        return None;
+    }
+    // SAFETY: `a` is a live ndarray; its data pointer field is read, not dereferenced.
+    let data = unsafe { (*a.as_array_ptr()).data }
+        .cast_const()
+        .cast::<u8>();
+    Some((data, a.shape(), a.strides()))
+}
+
 /// ``DualArray[i]`` for a 1-d float64 primal ``p (n,)``, tangents ``t (K, n)`` and an int
 /// ``i``; ``None`` (the caller takes the general path) for anything else, including an index
 /// out of bounds (NumPy's message).
@@ -935,38 +967,30 @@ fn dual_at(
     seed: &Bound<'_, PyAny>,
     layout: Layout,
 ) -> PyResult<Option<Dual>> {
-    let (Ok(p), Ok(t), Ok(i)) = (
-        p.cast::<PyArray1<f64>>(),
-        t.cast::<PyArray2<f64>>(),
-        i.extract::<isize>(),
-    ) else {
+    let (Some((pd, &[n], &[ps])), Some((td, &[k, m], &[tr, tc])), Ok(i)) =
+        (f64_geometry(p, 1), f64_geometry(t, 2), i.extract::<isize>())
+    else {
         return Ok(None);
     };
-    let n = p.len();
-    let (Some(j), &[k, m]) = (position(i, n), t.shape()) else {
+    let Some(j) = position(i, n) else {
         return Ok(None);
     };
     if m != n || layout.rows() != k {
         return Ok(None);
     }
-    // Element reads (copies, with the GIL held), no array borrow.
-    let Some(re) = p.get_owned([j]) else {
-        return Ok(None);
+    // Element reads (copies, with the thread attached), no array borrow.
+    // SAFETY: `j < n` and every `r < k`, so each offset (index times stride, summed over the
+    // axes) is that of an element inside the array's buffer; the elements are float64 (checked)
+    // and read unaligned, as NumPy allows unaligned arrays.
+    let read = |data: *const u8, offset: isize| unsafe {
+        data.offset(offset).cast::<f64>().read_unaligned()
     };
-    let mut missing = false;
+    let j = j as isize;
     let x = DualDyn::from_iter(
-        re,
+        read(pd, j * ps),
         k,
-        (0..k).map(|r| {
-            t.get_owned([r, j]).unwrap_or_else(|| {
-                missing = true;
-                f64::NAN
-            })
-        }),
+        (0..k as isize).map(|r| read(td, r * tr + j * tc)),
     );
-    if missing {
-        return Ok(None);
-    }
     Ok(Some(Dual {
         x,
         layout,
