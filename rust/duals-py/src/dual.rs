@@ -234,13 +234,16 @@ pub struct Dual {
 }
 
 impl Dual {
-    /// A result with the same seed as `self`.
-    fn derived(&self, py: Python<'_>, x: DualDyn) -> Dual {
-        Dual {
+    /// A result with the same seed as `self`, as a new Python object: made at once, the value
+    /// is moved into the object without first passing through results and options (each a copy
+    /// of the whole value, at offsets that stall the CPU's store forwarding).
+    fn derived<'py>(&self, py: Python<'py>, x: DualDyn) -> PyResult<Bound<'py, PyAny>> {
+        let d = Dual {
             x,
             layout: self.layout,
             seed: self.seed.clone_ref(py),
-        }
+        };
+        Ok(Bound::new(py, d)?.into_any())
     }
 
     /// A dual from its parts: a primal, `K` tangents and a Python `Seed`.
@@ -309,12 +312,12 @@ impl Op {
 }
 
 /// `a op b` natively, or `None` where the Python implementation must run.
-fn native_binary(
-    py: Python<'_>,
+fn native_binary<'py>(
+    py: Python<'py>,
     a: &Bound<'_, PyAny>,
     b: &Bound<'_, PyAny>,
     op: Op,
-) -> PyResult<Option<Dual>> {
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     Ok(match (arg(a), arg(b)) {
         (Arg::Dual(x), Arg::Dual(y)) => {
             if x.layout != y.layout || (!x.layout.first_order() && matches!(op, Op::Mul | Op::Div))
@@ -326,9 +329,13 @@ fn native_binary(
                 Op::Sub => x.x.try_sub(&y.x),
                 Op::Mul => x.x.try_mul(&y.x),
                 Op::Div => x.x.try_div(&y.x),
+            };
+            // Unwrapped in place (`map_err` would copy the value into a result of another
+            // layout first).
+            match r {
+                Ok(r) => Some(x.derived(py, r)?),
+                Err(e) => return Err(errors::tangents(e)),
             }
-            .map_err(errors::tangents)?;
-            Some(x.derived(py, r))
         }
         // Linear in the tangents: any seed.
         (Arg::Dual(x), Arg::Const(c)) => Some(x.derived(
@@ -339,12 +346,12 @@ fn native_binary(
                 Op::Mul => x.x.mul_re(c),
                 Op::Div => x.x.div_re(c),
             },
-        )),
+        )?),
         (Arg::Const(c), Arg::Dual(y)) => match op {
-            Op::Add => Some(y.derived(py, y.x.add_re(c))),
-            Op::Sub => Some(y.derived(py, y.x.rsub_re(c))),
-            Op::Mul => Some(y.derived(py, y.x.mul_re(c))),
-            Op::Div if y.layout.first_order() => Some(y.derived(py, y.x.rdiv_re(c))),
+            Op::Add => Some(y.derived(py, y.x.add_re(c))?),
+            Op::Sub => Some(y.derived(py, y.x.rsub_re(c))?),
+            Op::Mul => Some(y.derived(py, y.x.mul_re(c))?),
+            Op::Div if y.layout.first_order() => Some(y.derived(py, y.x.rdiv_re(c))?),
             Op::Div => None,
         },
         _ => None,
@@ -358,7 +365,7 @@ fn binary<'py>(
     op: Op,
 ) -> PyResult<Py<PyAny>> {
     match native_binary(py, a, b, op)? {
-        Some(d) => into_py(py, d),
+        Some(d) => Ok(d.unbind()),
         // `d op x` with a DualArray `x`
         None => array_op(py, a, b, op),
     }
@@ -375,16 +382,20 @@ fn power_rule(e: f64) -> UnaryRule {
 }
 
 /// `a ** b` natively, or `None`.
-fn native_power(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> Option<Dual> {
-    match (arg(a), arg(b)) {
+fn native_power<'py>(
+    py: Python<'py>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(match (arg(a), arg(b)) {
         (Arg::Dual(x), Arg::Const(e)) if x.layout.first_order() => {
-            Some(x.derived(py, x.x.unary(power_rule(e))))
+            Some(x.derived(py, x.x.unary(power_rule(e)))?)
         }
         (Arg::Const(c), Arg::Dual(y)) if y.layout.first_order() => {
-            Some(y.derived(py, y.x.chain_second(BinaryRule::Pow.eval(c, y.x.re()))))
+            Some(y.derived(py, y.x.chain_second(BinaryRule::Pow.eval(c, y.x.re())))?)
         }
         _ => None,
-    }
+    })
 }
 
 fn power<'py>(
@@ -392,8 +403,8 @@ fn power<'py>(
     a: &Bound<'py, PyAny>,
     b: &Bound<'py, PyAny>,
 ) -> PyResult<Py<PyAny>> {
-    match native_power(py, a, b) {
-        Some(d) => into_py(py, d),
+    match native_power(py, a, b)? {
+        Some(d) => Ok(d.unbind()),
         None => call_core(py, intern!(py, "power"), (a, b)),
     }
 }
@@ -422,11 +433,11 @@ fn compare_index(op: CompareOp) -> u8 {
 
 /// A ufunc called with a Dual and plain floats only, without keyword arguments, natively; else
 /// `None`.
-fn native_ufunc(
-    py: Python<'_>,
+fn native_ufunc<'py>(
+    py: Python<'py>,
     ufunc: &Bound<'_, PyAny>,
     inputs: &Bound<'_, PyTuple>,
-) -> PyResult<Option<Dual>> {
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let name = ufunc.getattr(intern!(py, "__name__"))?;
     let Ok(name) = name.cast::<PyString>() else {
         return Ok(None);
@@ -439,13 +450,14 @@ fn native_ufunc(
                 return Ok(None);
             };
             Ok(match name {
-                "negative" => Some(x.derived(py, x.x.neg())),
-                "positive" | "conjugate" => Some(x.derived(py, x.x.clone())),
+                "negative" => Some(x.derived(py, x.x.neg())?),
+                "positive" | "conjugate" => Some(x.derived(py, x.x.clone())?),
                 _ if !x.layout.first_order() => None,
-                "square" => Some(x.derived(py, x.x.try_mul(&x.x).map_err(errors::tangents)?)),
-                _ => ufunc_rules(py)?
-                    .get(name)
-                    .map(|&rule| x.derived(py, x.x.unary(rule))),
+                "square" => Some(x.derived(py, x.x.try_mul(&x.x).map_err(errors::tangents)?)?),
+                _ => match ufunc_rules(py)?.get(name) {
+                    Some(&rule) => Some(x.derived(py, x.x.unary(rule))?),
+                    None => None,
+                },
             })
         }
         2 => {
@@ -455,7 +467,7 @@ fn native_ufunc(
                 "subtract" => native_binary(py, &a, &b, Op::Sub),
                 "multiply" => native_binary(py, &a, &b, Op::Mul),
                 "divide" => native_binary(py, &a, &b, Op::Div),
-                "power" | "float_power" => Ok(native_power(py, &a, &b)),
+                "power" | "float_power" => native_power(py, &a, &b),
                 _ => Ok(None),
             }
         }
@@ -591,7 +603,7 @@ impl Dual {
     }
 
     #[getter]
-    fn imag(&self, py: Python<'_>) -> Dual {
+    fn imag<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.derived(py, DualDyn::constant(0.0, self.x.k()))
     }
 
@@ -694,18 +706,18 @@ impl Dual {
             .unbind())
     }
 
-    fn __neg__(&self, py: Python<'_>) -> Dual {
+    fn __neg__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.derived(py, self.x.neg())
     }
 
-    fn __pos__(&self, py: Python<'_>) -> Dual {
+    fn __pos__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.derived(py, self.x.clone())
     }
 
     fn __abs__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let (py, d) = (slf.py(), slf.get());
         if d.layout.first_order() {
-            return into_py(py, d.derived(py, d.x.unary(UnaryRule::Abs)));
+            return Ok(d.derived(py, d.x.unary(UnaryRule::Abs))?.unbind());
         }
         call_core(py, intern!(py, "unary"), (intern!(py, "abs"), slf))
     }
@@ -771,7 +783,7 @@ impl Dual {
     ) -> PyResult<Py<PyAny>> {
         ufunc_protocol(slf.py(), ufunc, method, inputs, kwargs, |py| {
             if let Some(d) = native_ufunc(py, ufunc, inputs)? {
-                return Ok(Some(Bound::new(py, d)?.into_any()));
+                return Ok(Some(d));
             }
             // `np.add(d, x)` with a DualArray `x`
             array_ufunc(py, ufunc, inputs)
@@ -846,7 +858,7 @@ impl Dual {
             .unbind())
     }
 
-    fn copy(&self, py: Python<'_>) -> Dual {
+    fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.derived(py, self.x.clone())
     }
 
