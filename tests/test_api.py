@@ -150,6 +150,18 @@ def test_args_are_passed_on():
     assert duals.second_derivative(lambda x, p: x**p, 2.0, args=(3,)) == 12.0
 
 
+@pytest.mark.parametrize("count", [0, 1, 6, 7, 8, 20])
+def test_any_number_of_args_is_passed_on_in_order(count):
+    def f(x, *args):
+        assert args == tuple(range(count))
+        return x * (1.0 + sum(i * args[i] for i in range(count)))
+
+    x = np.array([0.5, 2.0])
+    scale = 1.0 + sum(i * i for i in range(count))
+    for driver in (duals.jacobian, lambda f, x, args: duals.value_and_jacobian(f, x, args)[1]):
+        np.testing.assert_array_equal(driver(f, x, args=tuple(range(count))), scale * np.eye(2))
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 6, 7, 8, 100])
 def test_chunk_widths_agree(chunk):
     x = _x((7,), seed=4)

@@ -78,11 +78,11 @@ impl Tangents {
     #[inline]
     fn collect(k: usize, values: impl Iterator<Item = f64>) -> Self {
         if k <= INLINE {
-            let mut data = [0.0; INLINE];
-            for (d, v) in data.iter_mut().zip(values.take(k)) {
-                *d = v;
+            let mut values = values.take(k);
+            Tangents::Inline {
+                len: k,
+                data: inline_lanes(k, |_| values.next().unwrap_or(0.0)),
             }
-            Tangents::Inline { len: k, data }
         } else {
             Tangents::Heap(values.take(k).collect())
         }
@@ -97,15 +97,14 @@ impl Tangents {
     }
 }
 
-/// The lanes of inline tangents: `value(i)` for the first `len`, zero after (as
-/// [`Tangents::collect`] leaves them).
+/// The lanes of inline tangents: `value(i)` for the first `len` (in order), zero after.
 ///
-/// A fixed number of lanes, each computed or zeroed, compiles to whole-array vector stores;
-/// the loop of `collect` (an unknown count) stores lane by lane, and copying its result out
-/// with wider loads then stalls the CPU's store forwarding: the larger part of the cost of a
-/// scalar operation's arithmetic.
+/// A fixed number of lanes, each computed or zeroed, compiles to whole-array vector stores; a
+/// loop of unknown count stores lane by lane, and copying its result out with wider loads then
+/// stalls the CPU's store forwarding: the larger part of the cost of a scalar operation's
+/// arithmetic.
 #[inline]
-fn inline_lanes(len: usize, value: impl Fn(usize) -> f64) -> [f64; INLINE] {
+fn inline_lanes(len: usize, mut value: impl FnMut(usize) -> f64) -> [f64; INLINE] {
     core::array::from_fn(|i| if i < len { value(i) } else { 0.0 })
 }
 
