@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -535,6 +536,32 @@ def test_error_state_inside_f_and_restored_after():
         assert seen[-1]["divide"] == "raise" and seen[-1]["invalid"] == "ignore"
         assert np.geterr()["divide"] == "raise"
     assert np.geterr() == before
+
+
+def test_error_state_follows_each_call_and_thread():
+    # The quiet state is kept per error state and thread: alternating states, and another
+    # thread's own state, are each seen by f.
+    def f(z):
+        seen.append(np.geterr()["over"])
+        return z * 2.0
+
+    seen = []
+    for over in ["raise", "warn", "raise", "ignore", "warn"]:
+        with np.errstate(over=over):
+            duals.jacobian(f, np.ones(2))
+    assert seen == ["raise", "ignore", "raise", "ignore", "ignore"]
+
+    def other():
+        with np.errstate(over="raise"):
+            duals.jacobian(f, np.ones(2))
+
+    seen.clear()
+    duals.jacobian(f, np.ones(2))
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    duals.jacobian(f, np.ones(2))
+    assert seen == ["ignore", "raise", "ignore"]
 
 
 def test_inplace_operators_write_through_views():
