@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -148,6 +149,18 @@ def test_args_are_passed_on():
     )
     np.testing.assert_allclose(duals.jvp(f, x, [1.0, 1.0], args=(2.0, 3.0))[1], 2 * np.cos(x) + 3)
     assert duals.second_derivative(lambda x, p: x**p, 2.0, args=(3,)) == 12.0
+
+
+@pytest.mark.parametrize("count", [0, 1, 6, 7, 8, 20])
+def test_any_number_of_args_is_passed_on_in_order(count):
+    def f(x, *args):
+        assert args == tuple(range(count))
+        return x * (1.0 + sum(i * args[i] for i in range(count)))
+
+    x = np.array([0.5, 2.0])
+    scale = 1.0 + sum(i * i for i in range(count))
+    for driver in (duals.jacobian, lambda f, x, args: duals.value_and_jacobian(f, x, args)[1]):
+        np.testing.assert_array_equal(driver(f, x, args=tuple(range(count))), scale * np.eye(2))
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 6, 7, 8, 100])
@@ -523,6 +536,32 @@ def test_error_state_inside_f_and_restored_after():
         assert seen[-1]["divide"] == "raise" and seen[-1]["invalid"] == "ignore"
         assert np.geterr()["divide"] == "raise"
     assert np.geterr() == before
+
+
+def test_error_state_follows_each_call_and_thread():
+    # The quiet state is kept per error state and thread: alternating states, and another
+    # thread's own state, are each seen by f.
+    def f(z):
+        seen.append(np.geterr()["over"])
+        return z * 2.0
+
+    seen = []
+    for over in ["raise", "warn", "raise", "ignore", "warn"]:
+        with np.errstate(over=over):
+            duals.jacobian(f, np.ones(2))
+    assert seen == ["raise", "ignore", "raise", "ignore", "ignore"]
+
+    def other():
+        with np.errstate(over="raise"):
+            duals.jacobian(f, np.ones(2))
+
+    seen.clear()
+    duals.jacobian(f, np.ones(2))
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    duals.jacobian(f, np.ones(2))
+    assert seen == ["ignore", "raise", "ignore"]
 
 
 def test_inplace_operators_write_through_views():

@@ -147,6 +147,21 @@ def test_indexing_and_assignment_of_dual_arrays():
         out[0] = duals.Dual(1.0, 1.0)
 
 
+@pytest.mark.parametrize(
+    "view", [slice(None), slice(None, None, -1), slice(1, None, 2), slice(5, 0, -3)], ids=repr
+)
+def test_elements_of_strided_views_are_the_arrays_elements(view):
+    p = np.linspace(-1.0, 2.0, 7)
+    t = np.arange(21.0).reshape(3, 7) / 7.0
+    v, pv, tv = duals.DualArray(p, t)[view], p[view], t[:, view]
+    for i in range(-len(pv), len(pv)):
+        d = v[i]
+        assert d.primal == pv[i]
+        np.testing.assert_array_equal(d.tangent, tv[:, i])
+    with pytest.raises(IndexError):
+        v[len(pv)]
+
+
 @pytest.mark.parametrize("kind", ["list", "tuple", "array", "array2d", "mixed"])
 def test_outputs_of_scalars_are_collected(kind):
     def f(x):

@@ -31,7 +31,7 @@ from ._native import (
     _alloc_enter,
     _alloc_exit,
     _banded_jacobian,
-    _call_in,
+    _call,
     _jacobian_rows,
     _seeded,
     _unit_tangent_array,
@@ -179,28 +179,20 @@ try:  # NumPy 2: the error state is a context variable holding an opaque object
 except ImportError:  # pragma: no cover - NumPy 1.x
     _extobj_contextvar = None
 
-# (an error state, its quiet version): the state rarely changes between calls, and building the
-# quiet one through np.errstate costs more than a small Jacobian.
-_QUIET = (None, None)
+
+def _quiet_state():
+    """The error state that ``_quiet_errstate()`` sets on top of the current one (read by the
+    native ``_call``, which keeps it per current state)."""
+    with _quiet_errstate():
+        return _extobj_contextvar.get()
 
 
-def _call(f, x, args: tuple):
-    """``f(x, *args)`` with NumPy's floating-point warnings off.
+if _extobj_contextvar is None:  # pragma: no cover - NumPy 1.x
 
-    Tangent arithmetic meets ``0 * inf`` where the values do not (the derivative of sqrt at 0
-    times a zero direction): IEEE results without warnings; an explicit "raise" is kept."""
-    global _QUIET
-    if _extobj_contextvar is None:  # pragma: no cover - NumPy 1.x
+    def _call(f, x, args: tuple):  # noqa: F811 - NumPy 1: no context variable to set natively
+        """``f(x, *args)`` with NumPy's floating-point warnings off (see ``_native._call``)."""
         with _quiet_errstate():
             return f(x, *args)
-    # np.errstate's own mechanism, with the quiet state built once per error state
-    current = _extobj_contextvar.get()
-    seen, quiet = _QUIET
-    if seen is not current:
-        with _quiet_errstate():
-            quiet = _extobj_contextvar.get()
-        _QUIET = (current, quiet)
-    return _call_in(_extobj_contextvar, quiet, f, x, args)
 
 
 def _collected(y, seed: Seed):

@@ -375,9 +375,9 @@ class CompiledCore:
 # arrays only the input holds; ``_lazy_threshold(n=None)`` and ``_lazy_counts()`` for tests; see
 # rust/duals-py/src/lazy.rs);
 # ``_seeded(p, seed)``, the private DualArray of the 1-d copy ``p`` with the identity as its
-# tangent (a one-pass Jacobian's input); ``_call_in(var, state, f, x, args)``, ``f(x, *args)``
-# with the context variable ``var`` set to ``state`` (NumPy's quiet error state); and the fast
-# paths of
+# tangent (a one-pass Jacobian's input); ``_call(f, x, args)``, ``f(x, *args)`` with NumPy's
+# error state (its context variable) set to the quiet version of the current one
+# (``duals._api._quiet_state``, kept per state); and the fast paths of
 # duals._collect and duals._api, returning None where the caller takes the general path:
 # ``_collect_duals(items) -> (primal, tangent, seed)`` for a list/tuple/object array of Duals
 # and floats, ``_jacobian_rows(y, seed, value) -> (primal or None, shape, J)`` likewise for a

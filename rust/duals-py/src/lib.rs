@@ -239,7 +239,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dual::DualArrayBase>()?;
     m.add_function(wrap_pyfunction!(dual::_collect_duals, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_jacobian_rows, m)?)?;
-    m.add_function(wrap_pyfunction!(dual::_call_in, m)?)?;
+    m.add_function(wrap_pyfunction!(dual::_call, m)?)?;
     m.add_function(wrap_pyfunction!(dual::_seeded, m)?)?;
     m.add_function(wrap_pyfunction!(lazy::_lazy_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(lazy::_lazy_counts, m)?)?;

@@ -78,11 +78,11 @@ impl Tangents {
     #[inline]
     fn collect(k: usize, values: impl Iterator<Item = f64>) -> Self {
         if k <= INLINE {
-            let mut data = [0.0; INLINE];
-            for (d, v) in data.iter_mut().zip(values.take(k)) {
-                *d = v;
+            let mut values = values.take(k);
+            Tangents::Inline {
+                len: k,
+                data: inline_lanes(k, |_| values.next().unwrap_or(0.0)),
             }
-            Tangents::Inline { len: k, data }
         } else {
             Tangents::Heap(values.take(k).collect())
         }
@@ -95,6 +95,17 @@ impl Tangents {
             Tangents::Heap(v) => v,
         }
     }
+}
+
+/// The lanes of inline tangents: `value(i)` for the first `len` (in order), zero after.
+///
+/// A fixed number of lanes, each computed or zeroed, compiles to whole-array vector stores; a
+/// loop of unknown count stores lane by lane, and copying its result out with wider loads then
+/// stalls the CPU's store forwarding: the larger part of the cost of a scalar operation's
+/// arithmetic.
+#[inline]
+fn inline_lanes(len: usize, mut value: impl FnMut(usize) -> f64) -> [f64; INLINE] {
+    core::array::from_fn(|i| if i < len { value(i) } else { 0.0 })
 }
 
 impl PartialEq for Tangents {
@@ -155,6 +166,16 @@ impl DualDyn {
 
     #[inline]
     fn map(&self, re: f64, f: impl Fn(f64) -> f64) -> Self {
+        if let Tangents::Inline { len, data } = &self.eps {
+            let len = *len;
+            return Self {
+                re,
+                eps: Tangents::Inline {
+                    len,
+                    data: inline_lanes(len, |i| f(data[i])),
+                },
+            };
+        }
         Self::from_iter(re, self.k(), self.eps().iter().map(|&e| f(e)))
     }
 
@@ -165,6 +186,20 @@ impl DualDyn {
         re: f64,
         f: impl Fn(f64, f64) -> f64,
     ) -> Result<Self, TangentMismatch> {
+        if let (Tangents::Inline { len, data: a }, Tangents::Inline { len: lb, data: b }) =
+            (&self.eps, &rhs.eps)
+        {
+            if len == lb {
+                let len = *len;
+                return Ok(Self {
+                    re,
+                    eps: Tangents::Inline {
+                        len,
+                        data: inline_lanes(len, |i| f(a[i], b[i])),
+                    },
+                });
+            }
+        }
         let (a, b) = (self.eps(), rhs.eps());
         if a.len() != b.len() {
             return Err(TangentMismatch {
@@ -325,6 +360,42 @@ mod tests {
             assert_eq!(x.eps(), &e[..]);
             assert_eq!(x.mul_re(2.0).eps().len(), k);
             assert_eq!(DualDyn::constant(1.0, k).eps(), &vec![0.0; k][..]);
+        }
+    }
+
+    #[test]
+    fn every_width_gives_the_elementwise_rules() {
+        // Inline widths (up to four, computed lane by lane over a fixed array) and heap widths.
+        for k in 0..=6 {
+            let ea: Vec<f64> = (0..k).map(|i| 0.5 + i as f64).collect();
+            let eb: Vec<f64> = (0..k).map(|i| 1.5 - 2.0 * i as f64).collect();
+            let (a, b) = (DualDyn::new(1.25, &ea), DualDyn::new(-0.75, &eb));
+            let each = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
+                ea.iter().zip(&eb).map(|(&x, &y)| f(x, y)).collect()
+            };
+            let (ra, rb) = (1.25, -0.75);
+            let q = ra / rb;
+            assert_eq!(
+                a.try_add(&b).unwrap(),
+                DualDyn::new(ra + rb, &each(&|x, y| x + y))
+            );
+            assert_eq!(
+                a.try_sub(&b).unwrap(),
+                DualDyn::new(ra - rb, &each(&|x, y| x - y))
+            );
+            let product = each(&|x, y| x * rb + ra * y);
+            assert_eq!(a.try_mul(&b).unwrap(), DualDyn::new(ra * rb, &product));
+            let quotient = each(&|x, y| (x - q * y) / rb);
+            assert_eq!(a.try_div(&b).unwrap(), DualDyn::new(q, &quotient));
+            assert_eq!(a.neg(), DualDyn::new(-ra, &each(&|x, _| -x)));
+            assert_eq!(
+                a.mul_re(3.0),
+                DualDyn::new(ra * 3.0, &each(&|x, _| x * 3.0))
+            );
+            if k > 0 {
+                let shorter = DualDyn::new(1.0, &ea[1..]);
+                assert!(a.try_mul(&shorter).is_err());
+            }
         }
     }
 
