@@ -343,6 +343,55 @@ def test_writes_into_buffers_banded_equal_dense(f, n):
         np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-13)
 
 
+def ode_boundaries(y):
+    """Boundary rows written element by element from Duals, the interior by slices."""
+    dy = np.empty_like(y)
+    dy[0] = y[1] - y[0] * y[0]
+    dy[1:-1] = y[:-2] - 2.0 * y[1:-1] + np.sin(y[2:])
+    dy[-1] = y[-2] * 3.0 - y[-1] / y[0]
+    return dy
+
+
+@pytest.mark.parametrize("n", [70, 300, 700])
+def test_dual_boundary_writes(n):
+    """One evaluation (n <= 512: the Duals' tangents hold every direction) keeps the result
+    banded; with chunks (700 inputs) the Dual write makes it dense."""
+    y = np.linspace(0.3, 1.7, n)
+    g = Probe(ode_boundaries)
+    seen = []
+
+    def f(y):
+        r = g(y)
+        seen.append(r._banded)
+        return r
+
+    J, J_dense = both(lambda: duals.jacobian(f, y))
+    assert same(J, J_dense)
+    assert seen[0] is (n <= 512)
+    want = cs_jacobian(lambda z: ode_boundaries(z.astype(complex)), y) if n == 70 else None
+    if want is not None:
+        np.testing.assert_allclose(J, want, rtol=1e-14, atol=1e-14)
+
+
+def test_an_element_of_a_banded_array_is_its_dense_column():
+    seen = {}
+
+    def f(y):
+        z = np.concatenate([y[1:], y[:1]]) * np.linspace(1.0, 2.0, y.size)
+        if not seen:
+            d = z[7]
+            seen["banded"] = z._banded  # still banded after the read
+            seen["d"] = (d.primal, np.array(d.tangent))
+            seen["t"] = z._t[:, 7].copy()
+            seen["p"] = z._p[7]
+        return z
+
+    duals.jacobian(f, np.linspace(0.5, 1.5, 200), chunk=40)
+    assert seen["banded"] is True
+    assert seen["d"][0] == seen["p"]
+    np.testing.assert_array_equal(seen["d"][1], seen["t"])
+
+
 def test_banded_writes_keep_the_result_banded():
     seen = []
 
@@ -453,6 +502,7 @@ step = st.one_of(
     st.tuples(st.just("iadd"), st.integers(0, 99), st.integers(0, 99)),
     st.tuples(st.just("element"), st.integers(0, 99), st.integers(0, 5)),
     st.tuples(st.just("buffer"), st.integers(0, 99), st.integers(0, 99), st.integers(0, 7)),
+    st.tuples(st.just("boundary"), st.integers(0, 99), st.integers(0, 99), st.integers(-9, 9)),
 )
 
 
@@ -511,6 +561,9 @@ def random_program(steps):
                 r[k:] = pick(s[1])[:-k] * pick(s[2])[k:]
                 r[: s[3]] = 0.5
                 pool.append(np.concatenate([r[: s[3]], v * 2.0]))
+            elif kind == "boundary":  # a Dual written into an element of a copy
+                r = pick(s[1]) * 1.0
+                r[s[3]] = pick(s[2])[s[3] + 1] * pick(s[1])[s[3]] - 1.0
             else:  # element: a Dual from an array, times another
                 r = pick(s[1]) * pick(s[1])[s[2]]
             pool.append(r)

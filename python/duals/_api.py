@@ -511,7 +511,9 @@ def jacobian(f, x, args=(), chunk=None):
     Banded Jacobians: for a 1-d ``x`` with ``n * chunk >= 4096``, the tangents start as the
     diagonal of the identity and stay a few diagonals through elementwise arithmetic, the
     ufuncs with a rule, ``x ** c``, slices ``x[a:b]``, ``np.concatenate``, ``np.roll``,
-    ``np.diff`` and slice writes into ``np.zeros_like(x)`` (a method-of-lines right-hand side).
+    ``np.diff``, element reads ``x[i]``, and writes into ``np.zeros_like(x)`` of slices (and,
+    in one evaluation, of Duals into elements: boundary rows), as a method-of-lines right-hand
+    side writes them.
     If ``f`` returns such an array, its one evaluation gives the whole Jacobian, at a cost of
     ``n`` times the number of diagonals instead of ``n * chunk``. Anything else makes the
     tangent dense (the chunk's rows), with the same results.

@@ -487,6 +487,38 @@ pub(crate) fn concatenate<'py>(
 
 /// _band_constant(like, p) -> DualArray | None
 ///
+/// `x[i]` of a banded array (`p` its primal) with `k` tangent rows: the value and the tangents
+/// in directions `[0, k)` (the dense tangent's column), read from the diagonals; `None` for an
+/// index out of bounds (NumPy's error, from the dense path) or a primal not read here.
+pub(crate) fn element(
+    p: &Bound<'_, PyAny>,
+    bands: &Bands,
+    index: &Bound<'_, PyAny>,
+    k: usize,
+) -> PyResult<Option<(f64, Vec<f64>)>> {
+    let Ok(i) = index.extract::<isize>() else {
+        return Ok(None);
+    };
+    let n = bands.n;
+    let i = if i < 0 { i + n as isize } else { i };
+    if i < 0 || i >= n as isize {
+        return Ok(None);
+    }
+    let Some(p) = p.cast_exact::<PyArrayDyn<f64>>().ok().and_then(elements) else {
+        return Ok(None);
+    };
+    let i = i as usize;
+    let mut eps = vec![0.0; k];
+    for (d, &o) in bands.offsets.iter().enumerate() {
+        if let Ok(j) = usize::try_from(i as isize + o) {
+            if j < k {
+                eps[j] = bands.row(d)[i];
+            }
+        }
+    }
+    Ok(Some((p[i], eps)))
+}
+
 /// `x[index] = value` on a banded array that is no view, kept banded: `index` an int, a slice
 /// of step 1 or `...`; `value` a number (an int index: only a number), a float64 array of the
 /// elements' number, or a banded array of this seed (`dy[1:-1] = u[:-2] - 2.0 * u[1:-1]`,
@@ -526,6 +558,28 @@ pub(crate) fn assign(
         return Ok(false);
     };
     let len = b - a;
+    let k = this.layout(py)?.rows();
+    // A Dual of this seed into one element, when the seed's rows are every direction (one
+    // evaluation: its tangent is whole): each nonzero tangent is an entry of a diagonal
+    if let Ok(d) = value.cast::<crate::dual::Dual>() {
+        let Some((re, eps, seed)) = d.get().first_order_parts() else {
+            return Ok(false);
+        };
+        if !element || k != bands.full || eps.len() != k || !seed.is(this.seed()) {
+            return Ok(false);
+        }
+        let (offsets, values) = (0..k)
+            .filter(|&j| eps[j] != 0.0)
+            .map(|j| (j as isize, eps[j]))
+            .unzip();
+        let value = Bands {
+            offsets,
+            values,
+            n: 1,
+            full: bands.full,
+        };
+        return write(py, store, p, &bands, (a, b), vec![re], Some(&value), k);
+    }
     // The value's primal (copied: it may be a view of this array) and diagonals
     let (primal, diagonals) = match term(value) {
         Some(Term::Number(c)) => (vec![c; len], None),
@@ -540,13 +594,38 @@ pub(crate) fn assign(
         }
         _ => return Ok(false),
     };
+    write(
+        py,
+        store,
+        p,
+        &bands,
+        (a, b),
+        primal,
+        diagonals.as_deref(),
+        k,
+    )
+}
+
+/// `assign`'s write of elements `[a, b)`: `primal` and the diagonals of the value (`None`: no
+/// tangent), kept banded if the diagonals stay few enough for `k` rows; `Ok(false)` if not.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    py: Python<'_>,
+    store: &BandStorage,
+    p: &Py<PyAny>,
+    bands: &Bands,
+    (a, b): (usize, usize),
+    primal: Vec<f64>,
+    diagonals: Option<&Bands>,
+    k: usize,
+) -> PyResult<bool> {
+    let n = bands.n;
     // The value's diagonal `o` is diagonal `o - a` here
     let shifted: Vec<isize> = diagonals
-        .as_ref()
         .map(|v| v.offsets.iter().map(|&o| o - a as isize).collect())
         .unwrap_or_default();
     let offsets = union(&bands.offsets, &shifted);
-    if offsets.len() + 1 > max_rows(this.layout(py)?.rows()) {
+    if offsets.len() + 1 > max_rows(k) {
         return Ok(false);
     }
     let mut values = vec![0.0; offsets.len() * n];
@@ -559,7 +638,7 @@ pub(crate) fn assign(
         dst[..a].copy_from_slice(&row[..a]);
         dst[b..].copy_from_slice(&row[b..]);
     }
-    if let Some(v) = &diagonals {
+    if let Some(v) = diagonals {
         for (d, &o) in shifted.iter().enumerate() {
             let Some(r) = index_of(o) else {
                 return Ok(false);

@@ -235,6 +235,13 @@ pub struct Dual {
 }
 
 impl Dual {
+    /// The value, the tangents and the seed of a first-order Dual (`None` for other orders).
+    pub(crate) fn first_order_parts(&self) -> Option<(f64, &[f64], &Py<PyAny>)> {
+        self.layout
+            .first_order()
+            .then(|| (self.x.re(), self.x.eps(), &self.seed))
+    }
+
     /// A result with the same seed as `self`, as a new Python object: made at once, the value
     /// is moved into the object without first passing through results and options (each a copy
     /// of the whole value, at offsets that stall the CPU's store forwarding).
@@ -1450,6 +1457,17 @@ impl DualArrayBase {
         if index.is_exact_instance_of::<PyInt>() {
             let this = slf.get();
             let layout = this.layout(py)?;
+            // A banded array: the element from its diagonals, the array staying banded
+            if let Some((p, bands)) = this.bands() {
+                if let Some((re, eps)) = band::element(p.bind(py), &bands, index, layout.rows())? {
+                    let d = Dual {
+                        x: DualDyn::new(re, &eps),
+                        layout,
+                        seed: this.s.clone_ref(py),
+                    };
+                    return Ok(Bound::new(py, d)?.into_any().unbind());
+                }
+            }
             let (p, t) = this.parts(py)?;
             if let Some(d) = dual_at(p.bind(py), t.bind(py), index, this.s.bind(py), layout)? {
                 return Ok(d.unbind());
