@@ -1,13 +1,16 @@
 """DualArray's native number protocol (``_DualArrayBase`` in rust/duals-py/src/dual.rs) against
 the Python implementation it short-cuts (``duals._core.add``, ``sub``, ``mul``, ``div``).
 
-The fast paths take DualArrays of one first-order seed and one shape, Duals of that seed, Python
+The fast paths take DualArrays of one seed (first or second order) and one shape, Duals of a
+first-order seed, Python
 floats and ints, NumPy float64 scalars and float64 ndarrays of the same shape (or 0-d), on either
-side; everything else (broadcasting, other dtypes, traced arrays, second-order seeds, mixed seeds)
-calls the Python implementation, and so do results whose values are not all finite (so NumPy's
+side; everything else (broadcasting, other dtypes, traced arrays, mixed seeds) calls the Python
+implementation, and so do results whose values are not all finite (so NumPy's
 error state applies to values as in Python). Sums, differences, and products and quotients with a
 constant are bit-identical to the Python implementation; products and quotients of two dual
-operands may differ in the last bits (the kernels fuse a multiply-add).
+operands may differ in the last bits (the kernels fuse a multiply-add). Second-order seeds
+(hyper-dual arrays, ``crate::hyper``) are bit-identical for every operation, ufuncs of the rule
+table included; see the last section.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import operator
 import warnings
 
+import mpmath
 import numpy as np
 import pytest
+from derivref import mp_diff, mp_hessian2
 
 import duals
 from duals import _core, _functions, _ufuncs  # noqa: F401 (imported before any patching)
@@ -387,7 +392,7 @@ def test_traced_arrays_are_unaffected():
     np.testing.assert_allclose(c.jacobian(x2), duals.jacobian(f, x2), rtol=1e-12, atol=1e-14)
 
 
-def test_second_order_seeds_are_unaffected(python_calls):
+def test_second_order_seeds_run_natively(python_calls):
     def g(x):
         y = 3.0 * x * x - x / 2.0 + 1.0 / (x + 3.0) - (-x) * x[::-1]
         return np.sum(y * x)
@@ -401,7 +406,7 @@ def test_second_order_seeds_are_unaffected(python_calls):
         [2.0 * (x[0] + x[2]), 0.0, 2.0 * x[0]],
     ]
     np.testing.assert_allclose(duals.hessian(g, x), want, rtol=1e-13, atol=1e-13)
-    assert set(python_calls) == set(_PYTHON)  # second-order arithmetic runs in Python
+    assert python_calls == []  # second-order arithmetic runs natively (crate::hyper)
     np.testing.assert_allclose(duals.hessian(lambda x: np.sum(-(x * x)), x), -2.0 * np.eye(3))
 
 
@@ -507,3 +512,243 @@ def test_split_kernels_from_several_python_threads():
         for got in ex.map(work, range(40)):
             for g, w in zip(got, want, strict=True):
                 np.testing.assert_array_equal(g, w)
+
+
+# ------------------------------------------------------------------------------------------------
+# Second-order seeds (hyper-dual arrays: rust/duals-py/src/hyper.rs, kernels::hyper_*)
+# ------------------------------------------------------------------------------------------------
+
+AWKWARD = np.array([0.0, -0.0, 5e-324, -2.5e-308, 1e-300, 1e300, -1e154, 0.5, -3.0, 7.25])
+NONFINITE = np.array([np.inf, -np.inf, np.nan])
+HYPER_SEEDS = [(1, 1), (2, 3), (3, 1)]
+
+
+def _bits_of(a):
+    """The bits of float64 values, NaNs made one value (their payloads are not compared)."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isnan(a), np.nan, a).view(np.uint64)
+
+
+def _assert_bits(got, want):
+    assert type(got) is type(want)
+    assert got._s == want._s
+    np.testing.assert_array_equal(_bits_of(got._p), _bits_of(want._p))
+    np.testing.assert_array_equal(_bits_of(got._t), _bits_of(want._t))
+
+
+def _hyper(primal, k1, k2, rng, awkward=True):
+    """A second-order DualArray of ``primal`` with random tangents (some zeros, -0 and, with
+    ``awkward``, tiny and huge values)."""
+    seed = _core.Seed.second(k1, k2)
+    p = np.asarray(primal, dtype=np.float64)
+    t = rng.uniform(-2.0, 2.0, (seed.K,) + p.shape)
+    if awkward and t.size >= 4:
+        flat = t.reshape(-1)
+        flat[rng.choice(flat.size, size=max(1, flat.size // 5), replace=False)] = 0.0
+        flat[rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)] = -0.0
+        flat[rng.choice(flat.size, size=1)] = 1e-310
+        flat[rng.choice(flat.size, size=1)] = 3e200
+    return _core._make(p, t, seed)
+
+
+def _primals(rng, n, values):
+    return rng.permutation(np.resize(values, n))
+
+
+@pytest.fixture
+def hyper_native(monkeypatch):
+    """Makes the Python implementation of arithmetic and ufuncs fail."""
+
+    def fail(*args):
+        raise AssertionError("the Python implementation ran")
+
+    for name in _PYTHON:
+        monkeypatch.setattr(_core, name, fail)
+    monkeypatch.setattr(_ufuncs, "unary", fail)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("k1, k2", HYPER_SEEDS)
+@pytest.mark.parametrize("shape", [(10,), (2, 5)])
+def test_hyper_arithmetic_is_bit_identical(name, k1, k2, shape):
+    rng = np.random.default_rng(k1 * 10 + k2)
+    op, _, ufunc = OPS[name]
+    n = int(np.prod(shape))
+    a = _hyper(_primals(rng, n, AWKWARD).reshape(shape), k1, k2, rng)
+    b = _hyper(_primals(rng, n, AWKWARD[::-1]).reshape(shape), k1, k2, rng)
+    c = rng.uniform(-3.0, 3.0, shape)
+    c[0] = -0.0
+    operands = [
+        (a, b),
+        (a, a),
+        (b, a),
+        (a, c),
+        (c, a),
+        (a, 2.5),
+        (-0.0, a),
+        (a, 3),
+        (np.float64(-1.5), b),
+    ]
+    for x, y in operands:
+        want = _python(name, x, y)
+        with np.errstate(all="ignore"):
+            _assert_bits(op(x, y), want)
+            _assert_bits(ufunc(x, y), want)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_hyper_arithmetic_runs_natively(name, hyper_native):
+    rng = np.random.default_rng(1)
+    op = OPS[name][0]
+    a = _hyper(rng.uniform(0.5, 2.0, (3, 4)), 2, 3, rng)
+    b = _hyper(rng.uniform(0.5, 2.0, (3, 4)), 2, 3, rng)
+    for x, y in [(a, b), (a, 2.0), (1.5, b), (a, np.full((3, 4), 0.25)), (a[:, 1:], b[:, :-1])]:
+        op(x, y)
+    a**2  # noqa: B018 (the product rule)
+    -a  # noqa: B018
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_hyper_nonfinite_values_take_the_python_path(name):
+    # values and tangents that are not finite: the Python implementation, with its warnings
+    rng = np.random.default_rng(2)
+    op = OPS[name][0]
+    a = _hyper(_primals(rng, 9, np.concatenate([NONFINITE, [0.0, 1.0, -2.0]])), 1, 2, rng)
+    b = _hyper(_primals(rng, 9, [0.0, -0.0, 1e300, 2.0]), 1, 2, rng)
+    for x, y in [(a, b), (b, a), (b, b), (b, 0.0)]:
+        with np.errstate(all="ignore"):
+            want = _python(name, x, y)
+            _assert_bits(op(x, y), want)
+    if name in ("mul", "div"):
+        with pytest.warns(RuntimeWarning):
+            op(b, b)  # 1e300 * 1e300, 0 / 0: NumPy's warnings as in Python
+
+
+def test_hyper_division_by_zero_raises_under_errstate():
+    rng = np.random.default_rng(3)
+    a = _hyper(np.array([1.0, 2.0]), 1, 1, rng)
+    b = _hyper(np.array([0.0, 2.0]), 1, 1, rng)
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        a / b
+
+
+def test_hyper_mixed_seeds_error_is_unchanged():
+    rng = np.random.default_rng(4)
+    a = _hyper(np.ones(3), 1, 2, rng)
+    b = _hyper(np.ones(3), 2, 1, rng)
+    c = _core._make(np.ones(3), np.ones((1, 3)), _core.Seed.first(1))
+    for x, y in [(a, b), (a, c), (c, a)]:
+        with pytest.raises(ValueError, match="different tangent layouts"):
+            x * y
+
+
+def _domain_values(rule):
+    """Points in the domain of a rule of the table, zeros and tiny values where they are in it."""
+    if rule in ("acos", "asin", "atanh"):
+        return np.array([0.0, -0.0, 5e-324, 0.5, -0.75, 0.999, 1e-300])
+    if rule in ("acosh",):
+        return np.array([1.5, 2.0, 1e300, 10.0])
+    if rule in ("ln", "log2", "log10", "sqrt", "cbrt", "recip"):
+        return np.array([0.5, 2.0, 1e-300, 1e300, 5e-324, 3.0])
+    return np.array([0.0, -0.0, 5e-324, 1e-300, 0.5, -1.25, 3.0, 20.0])
+
+
+@pytest.mark.parametrize("ufunc_name", sorted(_ufuncs._UNARY_RULES))
+def test_hyper_ufuncs_are_bit_identical(ufunc_name):
+    rule = _ufuncs._UNARY_RULES[ufunc_name]
+    ufunc = getattr(np, ufunc_name, None)
+    if ufunc is None:
+        pytest.skip(f"numpy has no {ufunc_name}")
+    rng = np.random.default_rng(5)
+    for k1, k2 in HYPER_SEEDS:
+        values = _domain_values(rule)
+        x = _hyper(np.concatenate([values, values[:3]]), k1, k2, rng)
+        for arg in (x, x[::2], x.reshape(1, -1).T[:, 0]):
+            with np.errstate(all="ignore"):
+                want = _core.unary(rule, arg)
+                _assert_bits(ufunc(arg), want)
+
+
+def test_hyper_ufuncs_run_natively(hyper_native):
+    rng = np.random.default_rng(6)
+    x = _hyper(rng.uniform(0.5, 2.0, (2, 3)), 2, 2, rng)
+    for f in (np.sin, np.exp, np.log, np.sqrt, np.tanh, np.square, np.arctan):
+        f(x)
+
+
+def test_hyper_ufuncs_nonfinite_take_the_python_path():
+    rng = np.random.default_rng(7)
+    x = _hyper(np.array([0.0, -1.0, np.inf, np.nan, 2.0]), 1, 1, rng)
+    with np.errstate(all="ignore"):
+        for f, rule in ((np.log, "ln"), (np.sqrt, "sqrt"), (np.exp, "exp")):
+            _assert_bits(f(x), _core.unary(rule, x))
+
+
+def _rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2, axis=0)
+
+
+def _mixed(x):
+    y = x.reshape(-1)
+    return np.sum(np.sin(y) * np.exp(-y / 3.0) / (1.5 + y * y) + np.sqrt(2.0 + (y[::-1] * y) ** 2))
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 4, 5, 6])
+@pytest.mark.parametrize("f", [_rosen, _mixed])
+def test_hyper_hessian_matches_compiled_and_references(f, chunk):
+    # n = 5 inputs: chunk 1, k-1, k, k+1 (one block) of the Hessian driver
+    x = np.array([0.3, -1.1, 0.7, 1.9, -0.4])
+    H = duals.hessian(f, x, chunk=chunk)
+    np.testing.assert_array_equal(H, H.T)
+    np.testing.assert_allclose(H, duals.compile(f, x).hessian(x), rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(H, duals.hessian(f, x), rtol=1e-14, atol=1e-13)
+    v = np.linspace(-1.0, 1.0, 5)
+    np.testing.assert_allclose(duals.hvp(f, x, v, chunk=chunk), H @ v, rtol=1e-12, atol=1e-12)
+
+
+def test_hyper_hessian_against_mpmath():
+    def f(x):
+        return np.log(1.0 + x[0] ** 2) * np.tanh(x[1]) / (2.0 + np.cos(x[0] * x[1]))
+
+    def fm(a, b):
+        return mpmath.log(1 + a**2) * mpmath.tanh(b) / (2 + mpmath.cos(a * b))
+
+    x = np.array([0.7, -1.3])
+    np.testing.assert_allclose(duals.hessian(f, x), mp_hessian2(fm, *x), rtol=1e-13, atol=1e-14)
+
+
+def test_hyper_second_derivative_shapes():
+    def f(x):
+        return np.sin(x) * np.exp(x) / x
+
+    def fm(t):
+        return mpmath.sin(t) * mpmath.exp(t) / t
+
+    x = np.linspace(0.2, 2.0, 6)
+    want = np.array([mp_diff(fm, v, 2) for v in x])
+    np.testing.assert_allclose(duals.second_derivative(f, x), want, rtol=1e-13)
+    x2 = x.reshape(2, 3)
+    np.testing.assert_allclose(duals.second_derivative(f, x2), want.reshape(2, 3), rtol=1e-13)
+    np.testing.assert_allclose(duals.second_derivative(f, x2.T), want.reshape(2, 3).T, rtol=1e-13)
+    assert duals.second_derivative(f, float(x[1])) == pytest.approx(want[1], rel=1e-13)
+    # a 2-d input to hessian, and non-contiguous input
+    X = np.array([[0.3, -1.1], [0.7, 1.9]])
+    H = duals.hessian(lambda x: _rosen(x.reshape(-1)), X.T)
+    assert H.shape == (2, 2, 2, 2)
+    np.testing.assert_array_equal(H.reshape(4, 4), duals.hessian(_rosen, X.T.reshape(-1)))
+
+
+@pytest.mark.parametrize("k1, k2", HYPER_SEEDS)
+def test_hyper_awkward_finite_values_run_natively(k1, k2, hyper_native):
+    # zeros of both signs, subnormals and tiny values: native, and the bits of Python
+    rng = np.random.default_rng(8)
+    finite = np.array([0.0, -0.0, 5e-324, -2.5e-308, 1e-300, 0.5, -3.0, 7.25])
+    a = _hyper(_primals(rng, 16, finite), k1, k2, rng)
+    b = _hyper(_primals(rng, 16, finite[::-1]), k1, k2, rng)
+    for name in ("add", "sub", "mul"):
+        op = OPS[name][0]
+        for x, y in [(a, b), (a, a), (a, -0.0), (0.0, b)]:
+            _assert_bits(op(x, y), _python(name, x, y))
+    for f, rule in ((np.sin, "sin"), (np.tanh, "tanh"), (np.square, None)):
+        want = _python("mul", a, a) if rule is None else _core.unary(rule, a)
+        _assert_bits(f(a), want)

@@ -46,6 +46,7 @@ use duals::DualDyn;
 
 use crate::band;
 use crate::errors;
+use crate::hyper;
 use crate::lazy::{self, Lazy};
 
 // ------------------------------------------------------------------------------------------------
@@ -201,6 +202,11 @@ impl Layout {
 
     pub(crate) fn first_order(self) -> bool {
         self.order == 1
+    }
+
+    /// `(k1, k2)` of a second-order (hyper-dual) layout.
+    pub(crate) fn second_order(self) -> Option<(usize, usize)> {
+        (self.order == 2).then_some((self.k1, self.k2))
     }
 }
 
@@ -1740,8 +1746,8 @@ fn slice_view<'py>(
 }
 
 /// One operand of a DualArray fast path.
-enum Side<'a> {
-    /// A DualArray of a first-order seed with float64 primal (shape `S`, not 0-d) and tangent
+pub(crate) enum Side<'a> {
+    /// A DualArray of a first- or second-order seed with float64 primal (shape `S`, not 0-d) and tangent
     /// `(K, *S)`: the primal in C order, the tangent's rows `stride` elements apart, each in
     /// C order (`tangent_rows`).
     Array {
@@ -1765,13 +1771,15 @@ enum Side<'a> {
 
 impl<'a> Side<'a> {
     /// The operand as a fast path takes it; `None` for anything else (the Python path).
-    fn of(x: &'a Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    /// DualArrays of second-order seeds are taken too: their arithmetic is `crate::hyper`'s,
+    /// their negation `array_neg`'s (linear, any order).
+    pub(crate) fn of(x: &'a Bound<'_, PyAny>) -> PyResult<Option<Self>> {
         let py = x.py();
         if let Ok(a) = x.cast::<DualArrayBase>() {
             let a = a.get();
             let layout = a.layout(py)?;
-            // Order 0 (traced arrays, object tangents) and 2 take the Python path.
-            if !layout.first_order() {
+            // Order 0 (traced arrays, object tangents) takes the Python path.
+            if !(layout.first_order() || layout.second_order().is_some()) {
                 return Ok(None);
             }
             let (p, t) = a.parts(py)?;
@@ -1816,7 +1824,7 @@ impl<'a> Side<'a> {
     }
 
     /// The seed and layout of an operand with tangents.
-    fn seed(&self) -> Option<(&'a Py<PyAny>, Layout)> {
+    pub(crate) fn seed(&self) -> Option<(&'a Py<PyAny>, Layout)> {
         match *self {
             Side::Array { seed, layout, .. } => Some((seed, layout)),
             Side::Scalar(d) => Some((&d.seed, d.layout)),
@@ -1825,7 +1833,7 @@ impl<'a> Side<'a> {
     }
 
     /// The shape of an array operand.
-    fn shape(&self) -> Option<&'a [usize]> {
+    pub(crate) fn shape(&self) -> Option<&'a [usize]> {
         match *self {
             Side::Array { shape, .. } | Side::Const { shape, .. } => Some(shape),
             Side::Scalar(_) | Side::ScalarConst(_) => None,
@@ -1841,7 +1849,7 @@ impl<'a> Side<'a> {
     }
 
     /// The kernel operand, reading NumPy memory in place.
-    fn operand(&self) -> Operand<'_> {
+    pub(crate) fn operand(&self) -> Operand<'_> {
         match self {
             Side::Array { p, t, stride, .. } => {
                 if *stride == self.len() {
@@ -2046,6 +2054,10 @@ fn instantiate<'py>(
 /// are not all finite are left to the Python implementation (`None`), so NumPy's error state
 /// applies to values as there; tangents are computed quietly (IEEE results, no warnings), also
 /// under `np.errstate(invalid="raise")`, where the Python product rule would raise.
+///
+/// Operands of a second-order seed (after the banded and pending paths, which take first-order
+/// ones only) go to `crate::hyper`: bit-identical to the Python implementation, tangents that are
+/// not finite left to it too.
 fn array_binary<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
@@ -2064,6 +2076,12 @@ fn array_binary<'py>(
     let (Some(sa), Some(sb)) = (Side::of(a)?, Side::of(b)?) else {
         return Ok(None);
     };
+    if [&sa, &sb]
+        .iter()
+        .any(|s| s.seed().is_some_and(|(_, l)| l.second_order().is_some()))
+    {
+        return hyper::binary(py, &sa, &sb, op);
+    }
     array_kernel(py, &sa, &sb, op)
 }
 
@@ -2293,6 +2311,23 @@ fn array_ufunc<'py>(
                     if let Some(r) = band::unary(py, &x, rule)? {
                         return Ok(Some(r));
                     }
+                }
+            }
+        }
+        // A rule of the table on a second-order array: `crate::hyper` (`square`: `x * x`).
+        if inputs.len() == 1 {
+            let x = inputs.get_item(0)?;
+            if let Ok(a) = x.cast::<DualArrayBase>() {
+                if a.get().layout(py)?.second_order().is_some() {
+                    let name = ufunc.getattr(intern!(py, "__name__"))?;
+                    let name = name.cast::<PyString>()?.to_str()?;
+                    if name == "square" {
+                        return array_binary(py, &x, &x, Op::Mul);
+                    }
+                    return match ufunc_rules(py)?.get(name) {
+                        Some(&rule) => hyper::unary(py, &x, rule),
+                        None => Ok(None),
+                    };
                 }
             }
         }

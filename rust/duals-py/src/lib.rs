@@ -31,6 +31,7 @@ mod alloc;
 mod band;
 mod dual;
 mod errors;
+mod hyper;
 mod join;
 mod lazy;
 mod par;

@@ -52,6 +52,12 @@ pub enum KernelError {
     },
     /// [`dot`](super::dot) was given two broadcast scalars, so there is no array length.
     NoArrayOperand,
+    /// A second-order kernel ([`hyper_mul`](super::hyper_mul),
+    /// [`hyper_unary`](super::hyper_unary)) was given an operand without tangent rows.
+    HyperOperand {
+        /// The argument.
+        arg: &'static str,
+    },
     /// A `_with_level` kernel was asked for a level this CPU (or target) cannot run.
     LevelUnavailable(Level),
     /// A [`Fusion`](super::Fusion) was evaluated with another number of inputs than it was
@@ -98,6 +104,11 @@ impl fmt::Display for KernelError {
             KernelError::NoArrayOperand => f.write_str(
                 "dot needs at least one array operand to give the length; \
                  for two scalars, multiply them",
+            ),
+            KernelError::HyperOperand { arg } => write!(
+                f,
+                "`{arg}` must be an array with tangent rows (Operand::Array or Operand::Rows); \
+                 a product with a constant is linear: use mul on all rows"
             ),
             KernelError::LevelUnavailable(level) => write!(
                 f,

@@ -24,6 +24,11 @@
 //! | [`sum`] | `sum_i a_i` | `sum_i ta_j[i]` |
 //! | [`dot`] | `sum_i a_i * b_i` | `sum_i (ta_j[i] * b_i + a_i * tb_j[i])` |
 //!
+//! Second-order (hyper-dual) arrays have `k1 + k2 + k1*k2` rows (first-order parts along two
+//! sets of directions, then the mixed parts): [`hyper_mul`] is their product rule and
+//! [`hyper_unary`] the chain rule of a table entry; sums, differences and products with
+//! constants are linear, the first-order kernels on all rows.
+//!
 //! Binary kernels and [`dot`] take each side as an [`Operand`]: an array with tangents, an
 //! array constant, a broadcast scalar dual or a broadcast scalar constant. A constant carries no
 //! tangent: its term is left out of the sum, not multiplied by zero, so `inf * 0` never turns a
@@ -64,6 +69,7 @@ mod operand;
 
 mod binary;
 mod fused;
+mod hyper;
 mod reduce;
 mod unary;
 mod vmath;
@@ -76,6 +82,7 @@ pub use dispatch::{detected_level, Level};
 pub use error::KernelError;
 pub(crate) use fused::{fused_derivative_with_level, Instr, Program};
 pub use fused::{FusedRows, FusedVar, Fusion};
+pub use hyper::{hyper_mul, hyper_unary};
 pub use operand::Operand;
 pub use reduce::{dot, dot_with_level, sum, sum_with_level};
 pub(crate) use unary::simd_rule;
