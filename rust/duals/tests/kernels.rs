@@ -980,9 +980,41 @@ fn awkward(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-/// `sin(x) * exp(-(x * x)) + ln_1p(x * x) / y - 2 (3 - y) (1 / x) sqrt(y * y) cos(y) expm1(x)`
-/// through a `Fusion` equals the array kernels run one at a time, bit for bit, at every vector
-/// level, for lengths around the vector widths.
+/// `sin(x) exp(-(x x)) + ln_1p(x x) / y - 1.5 / (2 (3 - y) (1 / x) sqrt(y y) cos(y) expm1(x)
+/// / 0.7) - 0.25` as one [`kernels::Fusion`] of the inputs `x`, `y`: the program the fusion
+/// tests run against the array kernels instruction by instruction.
+fn fused_test_program() -> (kernels::Fusion, kernels::FusedVar) {
+    use duals::rules::UnaryRule as U;
+    let mut f = kernels::Fusion::new(2);
+    let (fx, fy) = (f.input(0).unwrap(), f.input(1).unwrap());
+    let xx = f.mul(fx, fx);
+    let neg = f.neg(xx);
+    let e = f.unary(U::Exp, neg).unwrap();
+    let s = f.unary(U::Sin, fx).unwrap();
+    let se = f.mul(s, e);
+    let l = f.unary(U::Ln1p, xx).unwrap();
+    let ly = f.div(l, fy);
+    let sum = f.add(se, ly);
+    let three = f.const_sub(3.0, fy);
+    let twice = f.mul_const(three, 2.0);
+    let r = f.unary(U::Recip, fx).unwrap();
+    let yy = f.mul(fy, fy);
+    let q = f.unary(U::Sqrt, yy).unwrap();
+    let cy = f.unary(U::Cos, fy).unwrap();
+    let em = f.unary(U::ExpM1, fx).unwrap();
+    let t1 = f.mul(twice, r);
+    let t2 = f.mul(t1, q);
+    let t3 = f.mul(t2, cy);
+    let t4 = f.mul(t3, em);
+    let t5 = f.div_const(t4, 0.7);
+    let t6 = f.const_div(1.5, t5);
+    let t7 = f.sub(sum, t6);
+    let out = f.sub_const(t7, 0.25);
+    (f, out)
+}
+
+/// The program of [`fused_test_program`] through a `Fusion` equals the array kernels run one at
+/// a time, bit for bit, at every vector level, for lengths around the vector widths.
 #[test]
 fn fusion_of_two_inputs_matches_the_array_kernels() {
     use duals::rules::UnaryRule as U;
@@ -1042,31 +1074,7 @@ fn fusion_of_two_inputs_matches_the_array_kernels() {
             let t7_k = bin(kernels::sub_with_level, a(sum_k), a(t6_k));
             let want = bin(kernels::sub_with_level, a(t7_k), c(0.25));
             // The same as one fused expression.
-            let mut f = kernels::Fusion::new(2);
-            let (fx, fy) = (f.input(0).unwrap(), f.input(1).unwrap());
-            let xx = f.mul(fx, fx);
-            let neg = f.neg(xx);
-            let e = f.unary(U::Exp, neg).unwrap();
-            let s = f.unary(U::Sin, fx).unwrap();
-            let se = f.mul(s, e);
-            let l = f.unary(U::Ln1p, xx).unwrap();
-            let ly = f.div(l, fy);
-            let sum = f.add(se, ly);
-            let three = f.const_sub(3.0, fy);
-            let twice = f.mul_const(three, 2.0);
-            let r = f.unary(U::Recip, fx).unwrap();
-            let yy = f.mul(fy, fy);
-            let q = f.unary(U::Sqrt, yy).unwrap();
-            let cy = f.unary(U::Cos, fy).unwrap();
-            let em = f.unary(U::ExpM1, fx).unwrap();
-            let t1 = f.mul(twice, r);
-            let t2 = f.mul(t1, q);
-            let t3 = f.mul(t2, cy);
-            let t4 = f.mul(t3, em);
-            let t5 = f.div_const(t4, 0.7);
-            let t6 = f.const_div(1.5, t5);
-            let t7 = f.sub(sum, t6);
-            let out = f.sub_const(t7, 0.25);
+            let (f, out) = fused_test_program();
             let (mut gp, mut gt) = new();
             let finite = f
                 .eval_with_level(
@@ -1101,8 +1109,7 @@ fn fusion_of_two_inputs_matches_the_array_kernels() {
     }
 }
 
-/// `sin(x) * exp(-(x * x)) + ln_1p(x * x) / y - 2 (3 - y) (1 / x) sqrt(y * y) cos(y) expm1(x)`
-/// with `k` tangent rows (`Fusion::eval_rows`, the inputs' rows `n + 3` apart as in a view)
+/// The program of [`fused_test_program`] with `k` tangent rows (`Fusion::eval_rows`, the inputs' rows `n + 3` apart as in a view)
 /// equals the array kernels with `k` rows run one at a time, bit for bit, at every vector level,
 /// for lengths around the vector widths and the block of points.
 #[test]
@@ -1185,31 +1192,7 @@ fn fusion_with_several_rows_matches_the_array_kernels() {
             let t7_k = bin(kernels::sub_with_level, a(sum_k), a(t6_k));
             let want = bin(kernels::sub_with_level, a(t7_k), c(0.25));
             // The same as one fused expression.
-            let mut f = kernels::Fusion::new(2);
-            let (fx, fy) = (f.input(0).unwrap(), f.input(1).unwrap());
-            let xx = f.mul(fx, fx);
-            let neg = f.neg(xx);
-            let e = f.unary(U::Exp, neg).unwrap();
-            let s = f.unary(U::Sin, fx).unwrap();
-            let se = f.mul(s, e);
-            let l = f.unary(U::Ln1p, xx).unwrap();
-            let ly = f.div(l, fy);
-            let sum = f.add(se, ly);
-            let three = f.const_sub(3.0, fy);
-            let twice = f.mul_const(three, 2.0);
-            let r = f.unary(U::Recip, fx).unwrap();
-            let yy = f.mul(fy, fy);
-            let q = f.unary(U::Sqrt, yy).unwrap();
-            let cy = f.unary(U::Cos, fy).unwrap();
-            let em = f.unary(U::ExpM1, fx).unwrap();
-            let t1 = f.mul(twice, r);
-            let t2 = f.mul(t1, q);
-            let t3 = f.mul(t2, cy);
-            let t4 = f.mul(t3, em);
-            let t5 = f.div_const(t4, 0.7);
-            let t6 = f.const_div(1.5, t5);
-            let t7 = f.sub(sum, t6);
-            let out = f.sub_const(t7, 0.25);
+            let (f, out) = fused_test_program();
             let (mut gp, mut gt) = new();
             let finite = f
                 .eval_rows_with_level(
