@@ -404,7 +404,7 @@ def _banded(y, seed: Seed, n: int, driver: str):
     """``(f(x) primal, J of shape (m, n))`` if ``f`` returned a DualArray whose tangent stayed
     banded (rust/duals-py/src/band.rs: every one of the ``n`` directions, whatever the seed's
     width), else None."""
-    if type(y) is not DualArray:
+    if type(y) is not DualArray or not y._banded:
         return None
     _check_memory(
         (y.size, n),

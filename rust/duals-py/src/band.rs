@@ -123,15 +123,20 @@ impl Bands {
         lo..hi.max(lo)
     }
 
-    /// The dense tangent `(k, n)` (directions `[0, k)`), C order, into `out`.
-    pub(crate) fn dense_into(&self, k: usize, out: &mut [f64]) {
-        out.fill(0.0);
+    /// `entry(i, j, v)` for every value `v` of element `i` in a direction `j` in `[0, k)`.
+    fn for_each_entry(&self, k: usize, mut entry: impl FnMut(usize, usize, f64)) {
         for (d, &o) in self.offsets.iter().enumerate() {
             let row = self.row(d);
             for i in self.span(o, k) {
-                out[(i as isize + o) as usize * self.n + i] = row[i];
+                entry(i, (i as isize + o) as usize, row[i]);
             }
         }
+    }
+
+    /// The dense tangent `(k, n)` (directions `[0, k)`), C order, into `out`.
+    pub(crate) fn dense_into(&self, k: usize, out: &mut [f64]) {
+        out.fill(0.0);
+        self.for_each_entry(k, |i, j, v| out[j * self.n + i] = v);
     }
 
     /// Elements `[a, b)`.
@@ -510,10 +515,8 @@ pub(crate) fn element(
     let i = i as usize;
     let mut eps = vec![0.0; k];
     for (d, &o) in bands.offsets.iter().enumerate() {
-        if let Ok(j) = usize::try_from(i as isize + o) {
-            if j < k {
-                eps[j] = bands.row(d)[i];
-            }
+        if bands.span(o, k).contains(&i) {
+            eps[(i as isize + o) as usize] = bands.row(d)[i];
         }
     }
     Ok(Some((p[i], eps)))
@@ -717,12 +720,7 @@ pub(crate) fn _banded_jacobian<'py>(
         // to its memory.
         let out = unsafe { jac.as_slice_mut() }
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("duals: {e}")))?;
-        for (d, &o) in bands.offsets.iter().enumerate() {
-            let row = bands.row(d);
-            for i in bands.span(o, n) {
-                out[i * n + (i as isize + o) as usize] = row[i];
-            }
-        }
+        bands.for_each_entry(n, |i, j, v| out[i * n + j] = v);
     }
     // A copy of the primal: `y`'s may be a view of the driver's input.
     let primal = p.bind(py).call_method0(pyo3::intern!(py, "copy"))?;

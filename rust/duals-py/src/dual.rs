@@ -1823,6 +1823,21 @@ impl<'a> Side<'a> {
         })
     }
 
+    /// The shape, seed and layout of the result of `a op b`: the array operands' shape, the
+    /// first dual operand's seed (as `_core._seed_of`); `None` unless every array has that
+    /// shape and every dual operand that seed (the same object or layout).
+    pub(crate) fn common<'s>(
+        a: &Side<'s>,
+        b: &Side<'s>,
+    ) -> Option<(&'s [usize], &'s Py<PyAny>, Layout)> {
+        let shape = a.shape().or(b.shape())?;
+        let (seed, layout) = a.seed().or(b.seed())?;
+        let same_seed = |s: &Side<'_>| s.seed().is_none_or(|(s, l)| s.is(seed) || l == layout);
+        let same_shape = |s: &Side<'_>| s.shape().is_none_or(|s| s == shape);
+        (same_seed(a) && same_seed(b) && same_shape(a) && same_shape(b))
+            .then_some((shape, seed, layout))
+    }
+
     /// The seed and layout of an operand with tangents.
     pub(crate) fn seed(&self) -> Option<(&'a Py<PyAny>, Layout)> {
         match *self {
@@ -2093,17 +2108,9 @@ fn array_kernel<'py>(
     sb: &Side<'_>,
     op: Op,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    // The result's shape: the array operands'; its seed: the first dual operand's (as
-    // `_core._seed_of`).
-    let (Some(shape), Some((seed, layout))) = (sa.shape().or(sb.shape()), sa.seed().or(sb.seed()))
-    else {
+    let Some((shape, seed, layout)) = Side::common(sa, sb) else {
         return Ok(None);
     };
-    let same_seed = |s: &Side<'_>| s.seed().is_none_or(|(s, l)| s.is(seed) || l == layout);
-    let same_shape = |s: &Side<'_>| s.shape().is_none_or(|s| s == shape);
-    if !(same_seed(sa) && same_seed(sb) && same_shape(sa) && same_shape(sb)) {
-        return Ok(None);
-    }
     let k = layout.rows();
     let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
     let (mut out_p, mut out_t) = (Fresh::new(py, shape.to_vec()), Fresh::new(py, tshape));

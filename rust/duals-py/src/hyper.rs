@@ -27,16 +27,6 @@ fn all_finite(values: &[f64]) -> bool {
     values.iter().fold(0.0, |acc, &v| acc + v * 0.0) == 0.0
 }
 
-/// The primal of an operand at element `i` (a scalar constant broadcast).
-fn primal_at(o: &Operand<'_>, i: usize) -> f64 {
-    match *o {
-        Operand::Array { primal, .. }
-        | Operand::Rows { primal, .. }
-        | Operand::ArrayConst(primal) => primal[i],
-        Operand::Scalar { primal, .. } | Operand::ScalarConst(primal) => primal,
-    }
-}
-
 /// `a op b` where a dual operand has a second-order seed: both of one seed and the arrays of one
 /// shape (`Side::of`); `None` where the Python implementation must run (other seeds and
 /// shapes, for its result or error; values that are not finite).
@@ -46,18 +36,12 @@ pub(crate) fn binary<'py>(
     sb: &Side<'_>,
     op: Op,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let (Some(shape), Some((seed, layout))) = (sa.shape().or(sb.shape()), sa.seed().or(sb.seed()))
-    else {
+    let Some((shape, seed, layout)) = Side::common(sa, sb) else {
         return Ok(None);
     };
     let Some((k1, k2)) = layout.second_order() else {
         return Ok(None);
     };
-    let same_seed = |s: &Side<'_>| s.seed().is_none_or(|(s, l)| s.is(seed) || l == layout);
-    let same_shape = |s: &Side<'_>| s.shape().is_none_or(|s| s == shape);
-    if !(same_seed(sa) && same_seed(sb) && same_shape(sa) && same_shape(sb)) {
-        return Ok(None);
-    }
     let (a, b) = (sa.operand(), sb.operand());
     let k = layout.rows();
     let tshape: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
@@ -69,7 +53,7 @@ pub(crate) fn binary<'py>(
         Op::Div if b.has_tangent() => {
             // `duals._core.div` checks `a / b` under the caller's error state, then computes
             // `a * recip(b)`.
-            if !(0..n).all(|i| (primal_at(&a, i) / primal_at(&b, i)).is_finite()) {
+            if !(0..n).all(|i| (a.primal_at(i) / b.primal_at(i)).is_finite()) {
                 return Ok(None);
             }
             let (mut rp, mut rt) = (vec![0.0; n], vec![0.0; k * n]);

@@ -770,6 +770,33 @@ fn arrow_patterns() -> R {
 }
 
 #[test]
+fn sparsity_within_a_limit_stops_at_a_wider_value() -> R {
+    let n = 60;
+    // The arrow with a dense row: f0 depends on all 60 inputs, the other rows on two.
+    let tape = arrow_tape(n, true)?;
+    let full = tape.sparsity();
+    let within = tape
+        .sparsity_within(n)
+        .expect("no value depends on more than n inputs");
+    assert_eq!(
+        within.entries().collect::<Vec<_>>(),
+        full.entries().collect::<Vec<_>>()
+    );
+    assert!(tape.sparsity_within(n / 4).is_none());
+    // Without the dense row every value depends on at most two inputs.
+    let sparse = arrow_tape(n, false)?;
+    let within = sparse
+        .sparsity_within(2)
+        .expect("at most two inputs per value");
+    assert_eq!(
+        within.entries().collect::<Vec<_>>(),
+        sparse.sparsity().entries().collect::<Vec<_>>()
+    );
+    assert!(sparse.sparsity_within(1).is_none());
+    Ok(())
+}
+
+#[test]
 fn sparsity_errors_and_zero_derivatives() -> R {
     let mut b = TapeBuilder::new();
     let x = inputs(&mut b, &[1.5, 2.5])?;

@@ -82,6 +82,14 @@ impl<'a> Operand<'a> {
         )
     }
 
+    /// The value of element `i` (a broadcast scalar's value for every `i`).
+    ///
+    /// # Panics
+    /// If `i` is out of bounds of an array operand.
+    pub fn primal_at(&self, i: usize) -> f64 {
+        self.primal().get(i)
+    }
+
     /// The number of elements of an array operand; `None` for a broadcast scalar.
     pub fn array_len(&self) -> Option<usize> {
         match *self {

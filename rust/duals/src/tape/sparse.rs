@@ -300,6 +300,17 @@ impl Tape {
     /// sets of inputs. Both branches of a select count, and rules with a zero derivative
     /// (`floor`, `round`, `sign`, ...) carry no dependence. Needs no point and no guard.
     pub fn sparsity(&self) -> Pattern {
+        match self.sparsity_within(usize::MAX) {
+            Some(pattern) => pattern,
+            None => unreachable!("no set of inputs has more than usize::MAX entries"),
+        }
+    }
+
+    /// The sparsity pattern as [`sparsity`](Self::sparsity) finds it, or `None` as soon as some
+    /// value depends on more than `limit` inputs: a row of that many entries needs that many
+    /// colors, so a caller that wants few colors stops early (a dense tape's pattern costs
+    /// `n` times its instructions).
+    pub fn sparsity_within(&self, limit: usize) -> Option<Pattern> {
         let n = self.n_inputs;
         let mut sets: Vec<Vec<u32>> = vec![Vec::new(); self.plan.n_regs];
         for (j, s) in sets.iter_mut().enumerate().take(n) {
@@ -331,6 +342,9 @@ impl Tape {
                 | Op::ConstDiv(_, a)
                 | Op::Unary(_, a) => out.extend_from_slice(&sets[a.index()]),
             }
+            if out.len() > limit {
+                return None;
+            }
             sets[d] = out;
         }
         let rows: Vec<Vec<u32>> = self
@@ -339,7 +353,7 @@ impl Tape {
             .iter()
             .map(|&r| sets[r as usize].clone())
             .collect();
-        Pattern::from_sorted_rows(n, &rows)
+        Some(Pattern::from_sorted_rows(n, &rows))
     }
 
     /// The Jacobian at `x` on `pattern` (which must contain the tape's [`sparsity`](Self::sparsity),
