@@ -2303,54 +2303,8 @@ fn array_ufunc<'py>(
         ])
     })?;
     let Some(i) = ops.iter().position(|u| u.is(ufunc)) else {
-        // A rule of the table on a banded array: banded (see `crate::band`).
         if inputs.len() == 1 {
-            let x = inputs.get_item(0)?;
-            if x.cast::<DualArrayBase>()
-                .is_ok_and(|a| a.get().bands().is_some())
-            {
-                let name = ufunc.getattr(intern!(py, "__name__"))?;
-                let name = name.cast::<PyString>()?.to_str()?;
-                if name == "square" {
-                    return array_binary(py, &x, &x, Op::Mul);
-                }
-                if let Some(&rule) = ufunc_rules(py)?.get(name) {
-                    if let Some(r) = band::unary(py, &x, rule)? {
-                        return Ok(Some(r));
-                    }
-                }
-            }
-        }
-        // A rule of the table on a second-order array: `crate::hyper` (`square`: `x * x`).
-        if inputs.len() == 1 {
-            let x = inputs.get_item(0)?;
-            if let Ok(a) = x.cast::<DualArrayBase>() {
-                if a.get().layout(py)?.second_order().is_some() {
-                    let name = ufunc.getattr(intern!(py, "__name__"))?;
-                    let name = name.cast::<PyString>()?.to_str()?;
-                    if name == "square" {
-                        return array_binary(py, &x, &x, Op::Mul);
-                    }
-                    return match ufunc_rules(py)?.get(name) {
-                        Some(&rule) => hyper::unary(py, &x, rule),
-                        None => Ok(None),
-                    };
-                }
-            }
-        }
-        // A rule of the table with a SIMD body on a large array: pending (see `crate::lazy`);
-        // everything else the Python implementation.
-        if inputs.len() == 1 && lazy::candidate(py, &inputs.get_item(0)?)? {
-            let name = ufunc.getattr(intern!(py, "__name__"))?;
-            let name = name.cast::<PyString>()?.to_str()?;
-            let x = inputs.get_item(0)?;
-            if name == "square" {
-                // `duals._ufuncs._square`: `x * x`
-                return array_binary(py, &x, &x, Op::Mul);
-            }
-            if let Some(&rule) = ufunc_rules(py)?.get(name) {
-                return lazy::unary(py, &x, rule);
-            }
+            return unary_ufunc(py, ufunc, &inputs.get_item(0)?);
         }
         return Ok(None);
     };
@@ -2362,6 +2316,47 @@ fn array_ufunc<'py>(
         }
         _ => Ok(None),
     }
+}
+
+/// A one-input ufunc on a DualArray natively: `np.square` as `x * x` (`duals._ufuncs._square`),
+/// a rule of the table on a banded array (`crate::band`), on a second-order one
+/// (`crate::hyper`) or, with a SIMD body, on a large first-order one (pending, `crate::lazy`);
+/// `None` for everything else (the Python implementation).
+fn unary_ufunc<'py>(
+    py: Python<'py>,
+    ufunc: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Ok(a) = x.cast::<DualArrayBase>() else {
+        return Ok(None);
+    };
+    let banded = a.get().bands().is_some();
+    let second = a.get().layout(py)?.second_order().is_some();
+    let pending = !(banded || second) && lazy::candidate(py, x)?;
+    if !(banded || second || pending) {
+        return Ok(None);
+    }
+    let name = ufunc.getattr(intern!(py, "__name__"))?;
+    let name = name.cast::<PyString>()?.to_str()?;
+    if name == "square" {
+        return array_binary(py, x, x, Op::Mul);
+    }
+    let Some(&rule) = ufunc_rules(py)?.get(name) else {
+        return Ok(None);
+    };
+    if second {
+        return hyper::unary(py, x, rule);
+    }
+    if banded {
+        if let Some(r) = band::unary(py, x, rule)? {
+            return Ok(Some(r));
+        }
+        // (declined: dense from here, maybe pending)
+        if !lazy::candidate(py, x)? {
+            return Ok(None);
+        }
+    }
+    lazy::unary(py, x, rule)
 }
 
 /// `a op b` of a DualArray: natively, else `duals._core.<op>(a, b)`.
